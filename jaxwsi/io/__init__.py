@@ -1,0 +1,3 @@
+"""TFRecord reading, writing, indexing and the native interleaving loader."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""Synthetic data for demos and tests (slides, tile sets)."""
+
+__all__: list[str] = []

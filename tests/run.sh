@@ -4,6 +4,8 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 bash experiments/setup.sh
+# Same interpreter for cargo (pyo3 build script) as for maturin, so neither invalidates the other.
+export PYO3_PYTHON="$root/.venv/bin/python"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 cargo test -p jaxwsi-core --quiet

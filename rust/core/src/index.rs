@@ -1,0 +1,111 @@
+//! Record indexes: `(offset, framed length)` of every record, plus tile locations.
+//!
+//! This is the content of Slideflow's `{name}.index.npz` (`arr_0` and `locations`); the Python
+//! layer writes and validates the files. Scanning verifies both CRCs of every record, so a file
+//! that indexes cleanly is also a file that reads cleanly. [`scan_files`] runs over many files in
+//! parallel with rayon.
+
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
+
+use crate::error::Result;
+use crate::example::{parse_selected, Feature};
+use crate::stream::FileRecords;
+
+/// The index of one uncompressed TFRecord file.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct FileIndex {
+    /// `[offset, framed_len]` of every record, in file order (Slideflow's `arr_0`).
+    pub records: Vec<[i64; 2]>,
+    /// `[loc_x, loc_y]` of every record (the first value of each), present only when every
+    /// record has non-empty int64 `loc_x` and `loc_y` features and the file is not empty.
+    pub locations: Option<Vec<[i64; 2]>>,
+}
+
+fn first_i64(feature: &Option<Feature<'_>>) -> Option<i64> {
+    match feature {
+        Some(Feature::Int64(v)) => v.first().copied(),
+        _ => None,
+    }
+}
+
+/// Scans one file. With `with_locations`, every record is parsed as a `tf.train.Example` (a
+/// record that is not one is an error naming its offset) and `loc_x`/`loc_y` are collected.
+/// Compressed files are refused: their byte offsets would not be file offsets.
+pub fn scan_file(path: &Path, with_locations: bool) -> Result<FileIndex> {
+    let mut reader = FileRecords::open_uncompressed(path, true)?;
+    let mut index = FileIndex::default();
+    let mut locations = with_locations.then(Vec::new);
+    while let Some(rec) = reader.next_record()? {
+        index
+            .records
+            .push([rec.offset as i64, rec.framed_len as i64]);
+        if let Some(locs) = &mut locations {
+            let (offset, data) = (rec.offset, rec.data);
+            let sel = parse_selected(data, &["loc_x", "loc_y"])
+                .map_err(|e| e.shifted(offset).with_path(path))?;
+            match (first_i64(&sel[0]), first_i64(&sel[1])) {
+                (Some(x), Some(y)) => locs.push([x, y]),
+                _ => locations = None,
+            }
+        }
+    }
+    index.locations = locations.filter(|l| !l.is_empty());
+    Ok(index)
+}
+
+/// Scans many files in parallel (rayon's global pool); one result per path, in input order.
+pub fn scan_files(paths: &[PathBuf], with_locations: bool) -> Vec<Result<FileIndex>> {
+    paths
+        .par_iter()
+        .map(|p| scan_file(p, with_locations))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::example::encode_example;
+    use crate::framing::RecordWriter;
+
+    fn write_tiles(path: &Path, n: i64, with_loc: bool) {
+        let mut w = RecordWriter::new(Vec::new());
+        for i in 0..n {
+            let mut feats = vec![("image_raw", Feature::Bytes(vec![b"jpeg"]))];
+            if with_loc {
+                feats.push(("loc_x", Feature::Int64(vec![i * 10])));
+                feats.push(("loc_y", Feature::Int64(vec![-i])));
+            }
+            let mut data = Vec::new();
+            encode_example(&feats, &mut data);
+            w.write_record(&data).unwrap();
+        }
+        std::fs::write(path, w.into_inner()).unwrap();
+    }
+
+    #[test]
+    fn scans_offsets_and_locations_in_parallel() {
+        let dir = std::env::temp_dir();
+        let a = dir.join(format!("jaxwsi-index-a-{}", std::process::id()));
+        let b = dir.join(format!("jaxwsi-index-b-{}", std::process::id()));
+        write_tiles(&a, 3, true);
+        write_tiles(&b, 2, false);
+        let out = scan_files(&[a.clone(), b.clone()], true);
+        let ia = out[0].as_ref().unwrap();
+        // Offsets are contiguous, the last record ends at the file size.
+        assert_eq!(ia.records.len(), 3);
+        assert_eq!(ia.records[0][0], 0);
+        for w in ia.records.windows(2) {
+            assert_eq!(w[1][0], w[0][0] + w[0][1]);
+        }
+        let end = ia.records[2][0] + ia.records[2][1];
+        assert_eq!(end as u64, std::fs::metadata(&a).unwrap().len());
+        assert_eq!(ia.locations, Some(vec![[0, 0], [10, -1], [20, -2]]));
+        let ib = out[1].as_ref().unwrap();
+        assert_eq!(ib.records.len(), 2);
+        assert_eq!(ib.locations, None);
+        std::fs::remove_file(a).unwrap();
+        std::fs::remove_file(b).unwrap();
+    }
+}

@@ -1,0 +1,66 @@
+"""Sampling weights per TFRecord (Slideflow's ``Dataset.balance``, following its code).
+
+``n_i`` is the tile count of TFRecord i after clipping. The strategies:
+
+- ``"tile"``:     w_i = n_i / Σ_j n_j  (every tile equally likely).
+- ``"slide"``:    w_i = 1 / N  (N TFRecords; every slide equally likely).
+- ``"patient"``:  w_i = 1 / (P · s_p)  (P patients, s_p slides of slide i's patient): each patient
+  gets mass 1/P, split evenly over its slides. Not tile-proportional (Slideflow's docs say it is).
+- ``"category"``: with S_c the number of *slides* in category c (not tiles, whatever Slideflow's
+  docs say), q_c = min_c' S_c' / S_c and w_i = q_{c_i} / Σ_j q_{c_j}. Each category gets equal
+  mass, spread uniformly over its slides.
+- ``"none"``:     no weights; the loader samples TFRecords uniformly.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from jaxwsi.data.errors import DatasetError
+
+BALANCE_STRATEGIES = ("tile", "slide", "patient", "category", "none")
+
+
+def check_balance_strategy(strategy: str | None) -> str:
+    """The strategy name (``None`` means ``"none"``); unknown names are an error."""
+    name = "none" if strategy is None else strategy
+    if name not in BALANCE_STRATEGIES:
+        raise DatasetError(
+            f"unknown balance strategy {strategy!r}; expected one of {list(BALANCE_STRATEGIES)}"
+        )
+    return name
+
+
+def balance_weights(
+    tiles: pd.DataFrame, strategy: str, categories: pd.Series | None = None
+) -> dict[str, float] | None:
+    """Weights per TFRecord path, or None for ``"none"``.
+
+    ``tiles`` is indexed by TFRecord path with columns ``patient`` and ``tiles`` (clipped counts);
+    ``categories`` (path → category text) is required for ``"category"``.
+    """
+    strategy = check_balance_strategy(strategy)
+    if strategy == "none":
+        return None
+    if tiles.empty:
+        raise DatasetError("cannot balance an empty dataset (no TFRecords)")
+    if strategy == "tile":
+        total = int(tiles["tiles"].sum())
+        if total == 0:
+            raise DatasetError("cannot balance by tile: the TFRecords hold no tiles")
+        weights = tiles["tiles"] / total
+    elif strategy == "slide":
+        weights = pd.Series(1.0 / len(tiles), index=tiles.index)
+    elif strategy == "patient":
+        slides_per_patient = tiles.groupby("patient")["patient"].transform("size")
+        n_patients = tiles["patient"].nunique()
+        weights = 1.0 / (n_patients * slides_per_patient)
+    else:
+        if categories is None:
+            raise DatasetError("category balancing needs headers (the outcome columns)")
+        category = categories.reindex(tiles.index)
+        slides_per_category = category.value_counts()
+        category_prob = slides_per_category.min() / slides_per_category
+        per_record = category.map(category_prob)
+        weights = per_record / per_record.sum()
+    return {str(path): float(w) for path, w in weights.items()}

@@ -5,5 +5,7 @@ The public API is re-exported here; sub-packages follow the data flow:
 """
 
 from jaxwsi._native import __version__
+from jaxwsi.data import Dataset
+from jaxwsi.project import Project, create_project, load_project
 
-__all__ = ["__version__"]
+__all__ = ["Dataset", "Project", "__version__", "create_project", "load_project"]

@@ -1,3 +1,6 @@
 """Datasets, Grain pipelines and preprocessing (augmentation, stain normalization)."""
 
-__all__: list[str] = []
+from jaxwsi.data.dataset import Dataset
+from jaxwsi.data.errors import AnnotationError, DatasetError, SplitError
+
+__all__: list[str] = ["AnnotationError", "Dataset", "DatasetError", "SplitError"]

@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from jaxwsi.data.atomic_file import write_text_atomic
 from jaxwsi.data.errors import SplitError
 from jaxwsi.data.splits import Fold, check_disjoint, folds_from_validation
 
@@ -43,18 +43,7 @@ def read_splits(path: str | os.PathLike) -> list[dict]:
 
 def write_splits(path: str | os.PathLike, entries: Sequence[Mapping]) -> None:
     """Write the entries atomically: a reader sees the old file or the new one, never a part."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(list(entries), handle, indent=1)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_text_atomic(path, json.dumps(list(entries), indent=1))
 
 
 def make_entry(

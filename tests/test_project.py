@@ -1,0 +1,110 @@
+"""Project folders: creation, loading, settings, and bad input."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+import jaxwsi
+from jaxwsi.data.errors import AnnotationError
+from jaxwsi.project import tile_size_label
+
+ANNOTATIONS = pd.DataFrame(
+    {"patient": ["P1", "P2"], "slide": ["slide_a", "slide_b"], "label": ["x", "y"]}
+)
+
+
+def test_create_project_makes_the_folder_layout(tmp_path):
+    slides = tmp_path / "slides"
+    slides.mkdir()
+    project = jaxwsi.create_project(tmp_path / "proj", annotations=ANNOTATIONS, slides=slides)
+    root = tmp_path / "proj"
+    assert sorted(p.name for p in root.iterdir()) == [
+        "annotations.csv",
+        "models",
+        "settings.json",
+        "splits.json",
+        "tfrecords",
+    ]
+    settings = json.loads((root / "settings.json").read_text())
+    assert settings == {
+        "name": "proj",
+        "annotations": "./annotations.csv",
+        "slides": str(slides.resolve()),
+        "tfrecords": "./tfrecords",
+        "models": "./models",
+    }
+    assert json.loads((root / "splits.json").read_text()) == []
+    assert project.slides_dir == slides.resolve()
+    assert project.tfrecords_dir == root / "tfrecords"
+    assert project.models_dir == root / "models"
+    pd.testing.assert_frame_equal(project.annotations(), ANNOTATIONS, check_dtype=False)
+
+
+def test_load_project_reads_what_create_wrote(tmp_path):
+    csv = tmp_path / "in.csv"
+    ANNOTATIONS.to_csv(csv, index=False)
+    jaxwsi.create_project(tmp_path / "p", annotations=csv)
+    project = jaxwsi.load_project(tmp_path / "p")
+    assert isinstance(project, jaxwsi.Project)
+    assert project.name == "p"
+    assert project.slides_dir is None
+    assert list(project.annotations()["slide"]) == ["slide_a", "slide_b"]
+    assert project.tfrecord_dir(299, 302) == tmp_path / "p" / "tfrecords" / "299px_302um"
+
+
+def test_project_without_annotations_has_an_empty_table(tmp_path):
+    project = jaxwsi.create_project(tmp_path / "p")
+    table = project.annotations()
+    assert list(table.columns) == ["patient", "slide"]
+    assert table.empty
+
+
+def test_settings_paths_may_be_absolute(tmp_path):
+    project = jaxwsi.create_project(tmp_path / "p")
+    settings = dict(project.settings, tfrecords=str(tmp_path / "elsewhere"))
+    (tmp_path / "p" / "settings.json").write_text(json.dumps(settings))
+    assert jaxwsi.load_project(tmp_path / "p").tfrecords_dir == tmp_path / "elsewhere"
+
+
+def test_tile_size_labels():
+    assert tile_size_label(299, 302) == "299px_302um"
+    assert tile_size_label(256, "10x") == "256px_10x"
+    assert tile_size_label(256, "20X") == "256px_20x"
+
+
+def test_creating_over_an_existing_project_is_an_error(tmp_path):
+    jaxwsi.create_project(tmp_path / "p")
+    with pytest.raises(FileExistsError, match="a project already exists"):
+        jaxwsi.create_project(tmp_path / "p")
+
+
+def test_bad_annotations_are_rejected_before_anything_is_written(tmp_path):
+    bad = ANNOTATIONS.drop(columns="patient")
+    with pytest.raises(AnnotationError, match="missing required column"):
+        jaxwsi.create_project(tmp_path / "p", annotations=bad)
+    assert not (tmp_path / "p").exists()
+
+
+def test_missing_slides_folder_is_an_error(tmp_path):
+    with pytest.raises(NotADirectoryError, match="slides folder not found"):
+        jaxwsi.create_project(tmp_path / "p", slides=tmp_path / "none")
+
+
+def test_loading_a_non_project_names_the_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="settings.json not found"):
+        jaxwsi.load_project(tmp_path)
+    (tmp_path / "settings.json").write_text("{")
+    with pytest.raises(ValueError, match="invalid JSON"):
+        jaxwsi.load_project(tmp_path)
+    (tmp_path / "settings.json").write_text(json.dumps({"name": "x"}))
+    with pytest.raises(ValueError, match=r"missing setting\(s\) \['annotations'"):
+        jaxwsi.load_project(tmp_path)
+
+
+def test_dataset_of_a_tile_size_without_tfrecords_is_an_error(tmp_path):
+    project = jaxwsi.create_project(tmp_path / "p", annotations=ANNOTATIONS)
+    with pytest.raises(FileNotFoundError, match="run Project.extract_tiles first"):
+        project.dataset(64, 100)

@@ -1,3 +1,5 @@
 """Synthetic data for demos and tests (slides, tile sets)."""
 
-__all__: list[str] = []
+from jaxwsi.testing.synthetic import NUM_TISSUE_CLASSES, synthetic_slide
+
+__all__ = ["NUM_TISSUE_CLASSES", "synthetic_slide"]

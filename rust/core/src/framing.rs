@@ -204,6 +204,7 @@ pub struct RecordReader<R> {
     verify: bool,
     buf: Vec<u8>,
     data_len: usize,
+    last_offset: Option<u64>,
     failed: bool,
 }
 
@@ -217,6 +218,7 @@ impl<R: Read> RecordReader<R> {
             verify,
             buf: Vec::new(),
             data_len: 0,
+            last_offset: None,
             failed: false,
         }
     }
@@ -236,6 +238,7 @@ impl<R: Read> RecordReader<R> {
     /// Reads the next record: `Ok(None)` at a clean end, an error (and then `Ok(None)`) at the
     /// first bad record. The returned data borrows the reader's buffer until the next call.
     pub fn next_record(&mut self) -> Result<Option<Record<'_>>> {
+        self.last_offset = None;
         if self.failed {
             return Ok(None);
         }
@@ -251,6 +254,17 @@ impl<R: Read> RecordReader<R> {
                 Err(e)
             }
         }
+    }
+
+    /// The record most recently returned by [`RecordReader::next_record`] (its data stays in the
+    /// reader's buffer until the next read), or `None` before the first or after an error.
+    pub fn last_record(&self) -> Option<Record<'_>> {
+        let offset = self.last_offset?;
+        Some(Record {
+            offset,
+            framed_len: framed_len(self.data_len as u64),
+            data: &self.buf[..self.data_len],
+        })
     }
 
     fn truncated(&self, at: u64, needed: u64, available: u64) -> Error {
@@ -319,6 +333,7 @@ impl<R: Read> RecordReader<R> {
             check_data_crc(&self.buf[..data_len], &self.buf[data_len..total], at)?;
         }
         self.data_len = data_len;
+        self.last_offset = Some(at);
         self.pos = at + framed;
         Ok(Some((at, framed)))
     }
@@ -522,5 +537,12 @@ mod tests {
         let mut rd = RecordReader::with_size(Cursor::new(&buf), buf.len() as u64, true);
         rd.seek_to(18).unwrap();
         assert_eq!(rd.next_record().unwrap().unwrap().data, b"bbb");
+        let last = rd.last_record().unwrap();
+        assert_eq!(
+            (last.offset, last.framed_len, last.data),
+            (18, 19, &b"bbb"[..])
+        );
+        assert!(rd.next_record().unwrap().is_none());
+        assert!(rd.last_record().is_none());
     }
 }

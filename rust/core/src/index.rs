@@ -5,13 +5,18 @@
 //! that indexes cleanly is also a file that reads cleanly. [`scan_files`] runs over many files in
 //! parallel with rayon.
 
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::example::{parse_selected, Feature};
-use crate::stream::FileRecords;
+use crate::framing::{parse_header, record_at, HEADER_LEN};
+use crate::stream::{open_file, FileRecords};
+
+/// Records whose headers [`index_matches`] re-reads (spread evenly, first and last included).
+const SAMPLED_HEADERS: usize = 16;
 
 /// The index of one uncompressed TFRecord file.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -63,6 +68,53 @@ pub fn scan_files(paths: &[PathBuf], with_locations: bool) -> Vec<Result<FileInd
         .collect()
 }
 
+/// Cheap check that an index still describes `path` (used to detect stale indexes).
+///
+/// True when the records are contiguous from offset 0 and end exactly at the file size, the
+/// headers of up to 16 evenly spread records (first and last included) have valid length CRCs
+/// and the indexed lengths, and the last record's data CRC verifies. Reads a few kilobytes.
+pub fn index_matches(path: &Path, records: &[[i64; 2]]) -> Result<bool> {
+    let (file, size) = open_file(path)?;
+    let mut end: i64 = 0;
+    for &[offset, framed] in records {
+        if offset != end || framed < (HEADER_LEN as i64 + 4) {
+            return Ok(false);
+        }
+        end = match end.checked_add(framed) {
+            Some(e) => e,
+            None => return Ok(false),
+        };
+    }
+    if u64::try_from(end).ok() != Some(size) {
+        return Ok(false);
+    }
+    let n = records.len();
+    let step = n.div_ceil(SAMPLED_HEADERS).max(1);
+    let sampled = (0..n).step_by(step).chain(n.checked_sub(1));
+    let read_at = |buf: &mut [u8], offset: u64| {
+        file.read_exact_at(buf, offset)
+            .map_err(|e| Error::io(&e, Some(path), offset))
+    };
+    for i in sampled {
+        let [offset, framed] = records[i];
+        let offset = offset as u64;
+        let mut header = [0u8; HEADER_LEN];
+        read_at(&mut header, offset)?;
+        match parse_header(&header, offset, true) {
+            Ok(len) if len.saturating_add(16) == framed as u64 => {}
+            _ => return Ok(false),
+        }
+    }
+    if let Some(&[offset, framed]) = records.last() {
+        let mut last = vec![0u8; framed as usize];
+        read_at(&mut last, offset as u64)?;
+        if record_at(&last, 0, true).is_err() {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -102,6 +154,16 @@ mod tests {
         let end = ia.records[2][0] + ia.records[2][1];
         assert_eq!(end as u64, std::fs::metadata(&a).unwrap().len());
         assert_eq!(ia.locations, Some(vec![[0, 0], [10, -1], [20, -2]]));
+        assert!(index_matches(&a, &ia.records).unwrap());
+        let mut shifted = ia.records.clone();
+        shifted[1][1] += 1;
+        assert!(!index_matches(&a, &shifted).unwrap());
+        assert!(!index_matches(&a, &ia.records[..2]).unwrap());
+        let mut bytes = std::fs::read(&a).unwrap();
+        let last = bytes.len() - 5;
+        bytes[last] ^= 1;
+        std::fs::write(&a, &bytes).unwrap();
+        assert!(!index_matches(&a, &ia.records).unwrap());
         let ib = out[1].as_ref().unwrap();
         assert_eq!(ib.records.len(), 2);
         assert_eq!(ib.locations, None);

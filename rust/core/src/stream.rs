@@ -147,6 +147,11 @@ impl FileRecords {
         self.compression
     }
 
+    /// The record most recently returned by [`FileRecords::next_record`], if any.
+    pub fn last_record(&self) -> Option<Record<'_>> {
+        self.reader.last_record()
+    }
+
     /// The next record (`Ok(None)` at the end); errors name the file and the record offset.
     pub fn next_record(&mut self) -> Result<Option<Record<'_>>> {
         let path = &self.path;

@@ -3,8 +3,13 @@
 //! Each concept registers its classes and functions from its own module; this file only wires them.
 use pyo3::prelude::*;
 
+pub mod errors;
+mod records;
+
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    errors::register(m)?;
+    records::register(m)?;
     Ok(())
 }

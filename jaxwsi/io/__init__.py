@@ -1,3 +1,26 @@
 """TFRecord reading, writing, indexing and the native interleaving loader."""
 
-__all__: list[str] = []
+from jaxwsi.io.errors import TFRecordError
+from jaxwsi.io.index import build_index, build_indexes, index_path, load_index, load_locations
+from jaxwsi.io.records import (
+    TFRecordWriter,
+    encode_example,
+    iter_records_with_offsets,
+    read_records,
+)
+from jaxwsi.io.verify import FileReport, verify_files
+
+__all__: list[str] = [
+    "FileReport",
+    "TFRecordError",
+    "TFRecordWriter",
+    "build_index",
+    "build_indexes",
+    "encode_example",
+    "index_path",
+    "iter_records_with_offsets",
+    "load_index",
+    "load_locations",
+    "read_records",
+    "verify_files",
+]

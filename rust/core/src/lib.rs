@@ -3,6 +3,7 @@
 //! One concept per module; the PyO3 bindings live in the `jaxwsi-python` crate.
 
 pub mod decode;
+pub mod loader;
 pub mod plan;
 pub mod random;
 pub mod weighted;

@@ -1,0 +1,474 @@
+//! The interleaving loader: plan → read → verify → parse → decode, one batch per call.
+//!
+//! Each tile is read with one positioned read of its framed record (offsets come from the
+//! index, so there is no seeking and no scanning), its CRCs are verified, the `tf.train.Example`
+//! is parsed zero-copy for `image_raw`, `slide`, `loc_x`, `loc_y`, and the image is decoded
+//! straight into its slot of the caller's batch buffer. Reading, parsing and decoding run on a
+//! rayon pool of `num_threads`; the caller (the Python binding) releases the GIL around
+//! [`Loader::next_batch`].
+//!
+//! Bad records follow [`OnError`]: `Raise` stops with an error naming the file and record;
+//! `Skip` leaves the record out, fills the batch from the plan, and reports what was skipped.
+use std::collections::HashMap;
+use std::fmt;
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
+
+use crate::decode::{decode_rgb_into, read_size, DecodeError, Size};
+use crate::error::Error as RecordError;
+use crate::example::{parse_selected, Feature};
+use crate::framing::record_at;
+use crate::plan::{Item, Part, Plan, PlanError, PlanSpec, PlanState};
+
+/// The Example features the loader reads.
+const KEYS: [&str; 4] = ["image_raw", "slide", "loc_x", "loc_y"];
+
+/// What to do with a record that cannot be read, parsed or decoded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OnError {
+    Raise,
+    Skip,
+}
+
+/// Everything a loader needs; `records[f]` is file `f`'s index, `(offset, framed_len)` pairs.
+#[derive(Clone, Debug)]
+pub struct LoaderConfig {
+    pub paths: Vec<PathBuf>,
+    pub records: Vec<Vec<[u64; 2]>>,
+    pub weights: Option<Vec<f64>>,
+    pub clip: Option<Vec<u64>>,
+    pub seed: u64,
+    pub shard: u64,
+    pub num_shards: u64,
+    pub infinite: bool,
+    pub shuffle: bool,
+    pub batch_size: usize,
+    pub drop_remainder: bool,
+    pub decode: bool,
+    /// Slide names that have labels, mapped to their row in the caller's label table.
+    pub label_rows: Option<HashMap<String, u32>>,
+    pub on_error: OnError,
+    pub num_threads: usize,
+}
+
+/// A loader failure. Record-layer errors keep their own type (path and byte offset).
+#[derive(Debug)]
+pub enum LoaderError {
+    Plan(PlanError),
+    Record(RecordError),
+    /// A bad tile or Example content: which file and record, and why.
+    Tile {
+        path: PathBuf,
+        record: u64,
+        offset: u64,
+        reason: String,
+    },
+    /// The record's slide has no entry in the labels.
+    MissingLabel {
+        path: PathBuf,
+        record: u64,
+        slide: String,
+    },
+    Config(String),
+}
+
+impl fmt::Display for LoaderError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LoaderError::Plan(e) => write!(f, "{e}"),
+            LoaderError::Record(e) => write!(f, "{e}"),
+            LoaderError::Tile {
+                path,
+                record,
+                offset,
+                reason,
+            } => write!(
+                f,
+                "{}: record {record} (byte offset {offset}): {reason}",
+                path.display()
+            ),
+            LoaderError::MissingLabel {
+                path,
+                record,
+                slide,
+            } => write!(
+                f,
+                "{}: record {record} has slide {slide:?}, which has no label",
+                path.display()
+            ),
+            LoaderError::Config(msg) => f.write_str(msg),
+        }
+    }
+}
+
+impl std::error::Error for LoaderError {}
+
+impl From<PlanError> for LoaderError {
+    fn from(e: PlanError) -> Self {
+        LoaderError::Plan(e)
+    }
+}
+
+/// One batch of tiles. `images` is the caller's buffer, `[size, H, W, 3]` when decoding;
+/// `encoded` holds the image bytes instead when not decoding.
+#[derive(Debug, Default)]
+pub struct Batch {
+    pub size: usize,
+    pub tile: Option<Size>,
+    pub encoded: Vec<Vec<u8>>,
+    pub slides: Vec<String>,
+    pub label_rows: Vec<u32>,
+    pub locations: Vec<[i64; 2]>,
+    /// Messages of the records left out under [`OnError::Skip`].
+    pub skipped: Vec<String>,
+}
+
+/// What one tile's record holds, before its image is decoded.
+struct Parsed {
+    slide: String,
+    location: [i64; 2],
+    image: std::ops::Range<usize>,
+    size: Option<Size>,
+}
+
+/// The loader of one shard.
+pub struct Loader {
+    config: LoaderConfig,
+    plan: Plan,
+    pool: rayon::ThreadPool,
+    /// One reused read buffer per batch slot.
+    raw: Vec<Vec<u8>>,
+}
+
+impl Loader {
+    /// Validates the configuration and builds the plan and the thread pool.
+    pub fn new(config: LoaderConfig) -> Result<Loader, LoaderError> {
+        if config.records.len() != config.paths.len() {
+            return Err(LoaderError::Config(format!(
+                "{} indexes for {} files",
+                config.records.len(),
+                config.paths.len()
+            )));
+        }
+        if config.batch_size == 0 {
+            return Err(LoaderError::Config("batch_size must be at least 1".into()));
+        }
+        let spec = PlanSpec {
+            counts: config.records.iter().map(|r| r.len() as u64).collect(),
+            weights: config.weights.clone(),
+            clip: config.clip.clone(),
+            seed: config.seed,
+            shard: config.shard,
+            num_shards: config.num_shards,
+            infinite: config.infinite,
+            shuffle: config.shuffle,
+        };
+        let plan = Plan::new(&spec)?;
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(config.num_threads.max(1))
+            .thread_name(|i| format!("jaxwsi-loader-{i}"))
+            .build()
+            .map_err(|e| LoaderError::Config(format!("cannot start decode threads: {e}")))?;
+        let raw = vec![Vec::new(); config.batch_size];
+        Ok(Loader {
+            config,
+            plan,
+            pool,
+            raw,
+        })
+    }
+
+    /// Records per epoch in this shard.
+    pub fn records_per_epoch(&self) -> u64 {
+        self.plan.len()
+    }
+
+    /// Batches per epoch in this shard (finite streams), before any skipped records.
+    pub fn batches_per_epoch(&self) -> u64 {
+        let (n, b) = (self.plan.len(), self.config.batch_size as u64);
+        if self.config.drop_remainder {
+            n / b
+        } else {
+            n.div_ceil(b)
+        }
+    }
+
+    pub fn state(&self) -> PlanState {
+        self.plan.state()
+    }
+
+    pub fn set_state(&mut self, state: &PlanState) -> Result<(), LoaderError> {
+        Ok(self.plan.set_state(state)?)
+    }
+
+    pub fn start_epoch(&mut self, epoch: u64) {
+        self.plan.start_epoch(epoch)
+    }
+
+    pub fn epoch(&self) -> u64 {
+        self.plan.epoch()
+    }
+
+    /// This shard's clipped records, file by file.
+    pub fn parts(&self) -> &[Part] {
+        self.plan.parts()
+    }
+
+    /// The next batch from the plan, decoded into `images` (resized as needed), or `None` at the
+    /// end of a finite epoch (including a short last batch under `drop_remainder`). When a
+    /// batch is dropped or an error is raised, the plan state is left where it was before.
+    pub fn next_batch(&mut self, images: &mut Vec<u8>) -> Result<Option<Batch>, LoaderError> {
+        let before = self.plan.state();
+        let result = self.fill_batch(images);
+        match &result {
+            Ok(None) | Err(_) => self.plan.set_state(&before)?,
+            Ok(Some(_)) => {}
+        }
+        result
+    }
+
+    fn fill_batch(&mut self, images: &mut Vec<u8>) -> Result<Option<Batch>, LoaderError> {
+        let mut batch = Batch::default();
+        while batch.size < self.config.batch_size {
+            let want = self.config.batch_size - batch.size;
+            let items: Vec<Item> = self.plan.by_ref().take(want).collect();
+            if items.is_empty() {
+                break;
+            }
+            self.load_into(&items, images, &mut batch)?;
+        }
+        images.truncate(batch.size * batch.tile.map_or(0, |t| t.rgb_bytes()));
+        let full = batch.size == self.config.batch_size;
+        if batch.size == 0 || (!full && self.config.drop_remainder) {
+            return Ok(None);
+        }
+        Ok(Some(batch))
+    }
+
+    /// Loads exactly `items` (for random access): a batch of `items.len()` tiles minus skips.
+    pub fn load(&mut self, items: &[Item], images: &mut Vec<u8>) -> Result<Batch, LoaderError> {
+        if let Some(bad) = items.iter().find(|it| {
+            it.file >= self.config.records.len()
+                || it.record >= self.config.records[it.file].len() as u64
+        }) {
+            return Err(LoaderError::Config(format!(
+                "no record {} in file {}",
+                bad.record, bad.file
+            )));
+        }
+        if self.raw.len() < items.len() {
+            self.raw.resize(items.len(), Vec::new());
+        }
+        let mut batch = Batch::default();
+        self.load_into(items, images, &mut batch)?;
+        images.truncate(batch.size * batch.tile.map_or(0, |t| t.rgb_bytes()));
+        Ok(batch)
+    }
+
+    /// Reads, parses and decodes `items` and appends the good ones to `batch`.
+    fn load_into(
+        &mut self,
+        items: &[Item],
+        images: &mut Vec<u8>,
+        batch: &mut Batch,
+    ) -> Result<(), LoaderError> {
+        let config = &self.config;
+        let raw = &mut self.raw[..items.len()];
+        let parsed: Vec<Result<Parsed, LoaderError>> = self.pool.install(|| {
+            let files = open_files(&config.paths, items);
+            raw.par_iter_mut()
+                .zip(items.par_iter())
+                .map(|(buf, item)| read_and_parse(config, &files, *item, buf))
+                .collect()
+        });
+        // Decide which items stay, and the tile size of the batch.
+        let mut keep = Vec::with_capacity(items.len());
+        for (i, result) in parsed.into_iter().enumerate() {
+            match result {
+                Ok(p) => keep.push((i, p)),
+                Err(e) => skip_or_raise(config.on_error, e, batch)?,
+            }
+        }
+        if config.decode {
+            for (i, p) in &keep {
+                let size = p.size.expect("decoding reads sizes");
+                match batch.tile {
+                    None => batch.tile = Some(size),
+                    Some(t) if t != size => {
+                        return Err(tile_error(
+                            config,
+                            items[*i],
+                            format!(
+                                "tile is {}x{} but earlier tiles of this batch are {}x{}; \
+                                 tiles of one batch must have one size",
+                                size.height, size.width, t.height, t.width
+                            ),
+                        ))
+                    }
+                    Some(_) => {}
+                }
+            }
+        }
+        let decoded = if config.decode && !keep.is_empty() {
+            let tile_bytes = batch.tile.expect("set above").rgb_bytes();
+            let (start, end) = (
+                batch.size * tile_bytes,
+                (batch.size + keep.len()) * tile_bytes,
+            );
+            if images.len() < end {
+                images.resize(end, 0);
+            }
+            let slots = images[start..end].par_chunks_mut(tile_bytes);
+            let raw = &self.raw;
+            let size = batch.tile.expect("set above");
+            self.pool.install(|| {
+                slots
+                    .zip(keep.par_iter())
+                    .map(|(slot, (i, p))| {
+                        decode_rgb_into(&raw[*i][p.image.clone()], size, slot)
+                            .map_err(|DecodeError(reason)| tile_error(config, items[*i], reason))
+                    })
+                    .collect::<Vec<_>>()
+            })
+        } else {
+            keep.iter().map(|_| Ok(())).collect()
+        };
+        let tile_bytes = batch.tile.map_or(0, |t| t.rgb_bytes());
+        let base = batch.size;
+        for (k, ((i, p), result)) in keep.into_iter().zip(decoded).enumerate() {
+            if let Err(e) = result {
+                skip_or_raise(config.on_error, e, batch)?;
+                continue;
+            }
+            if config.decode && batch.size != base + k {
+                // Close the gap left by a skipped tile.
+                let from = (base + k) * tile_bytes;
+                images.copy_within(from..from + tile_bytes, batch.size * tile_bytes);
+            }
+            let row = match &config.label_rows {
+                Some(rows) => *rows
+                    .get(&p.slide)
+                    .ok_or_else(|| LoaderError::MissingLabel {
+                        path: config.paths[items[i].file].clone(),
+                        record: items[i].record,
+                        slide: p.slide.clone(),
+                    })?,
+                None => 0,
+            };
+            if !config.decode {
+                batch.encoded.push(self.raw[i][p.image].to_vec());
+            }
+            batch.label_rows.push(row);
+            batch.slides.push(p.slide);
+            batch.locations.push(p.location);
+            batch.size += 1;
+        }
+        Ok(())
+    }
+}
+
+/// Records a skippable error under [`OnError::Skip`]; returns it otherwise.
+fn skip_or_raise(
+    on_error: OnError,
+    error: LoaderError,
+    batch: &mut Batch,
+) -> Result<(), LoaderError> {
+    match (on_error, &error) {
+        (OnError::Skip, LoaderError::Record(_) | LoaderError::Tile { .. }) => {
+            batch.skipped.push(error.to_string());
+            Ok(())
+        }
+        _ => Err(error),
+    }
+}
+
+fn tile_error(config: &LoaderConfig, item: Item, reason: String) -> LoaderError {
+    LoaderError::Tile {
+        path: config.paths[item.file].clone(),
+        record: item.record,
+        offset: config.records[item.file][item.record as usize][0],
+        reason,
+    }
+}
+
+/// Opens each distinct file of `items` once (an open failure is reported per item).
+fn open_files(paths: &[PathBuf], items: &[Item]) -> HashMap<usize, std::io::Result<File>> {
+    let mut files = HashMap::new();
+    for item in items {
+        files
+            .entry(item.file)
+            .or_insert_with(|| File::open(&paths[item.file]));
+    }
+    files
+}
+
+/// Reads the framed record of `item` into `buf`, verifies it and parses the features.
+fn read_and_parse(
+    config: &LoaderConfig,
+    files: &HashMap<usize, std::io::Result<File>>,
+    item: Item,
+    buf: &mut Vec<u8>,
+) -> Result<Parsed, LoaderError> {
+    let path: &Path = &config.paths[item.file];
+    let [offset, framed_len] = config.records[item.file][item.record as usize];
+    let file = files[&item.file]
+        .as_ref()
+        .map_err(|e| LoaderError::Record(RecordError::io(e, Some(path), offset)))?;
+    buf.resize(framed_len as usize, 0);
+    read_exact_at(file, buf, offset)
+        .map_err(|e| LoaderError::Record(RecordError::io(&e, Some(path), offset)))?;
+    let record = record_at(buf, 0, true)
+        .map_err(|e| LoaderError::Record(e.shifted(offset).with_path(path)))?;
+    if record.framed_len != framed_len {
+        return Err(tile_error(
+            config,
+            item,
+            format!(
+                "record is {} bytes framed but the index says {framed_len}; rebuild the index",
+                record.framed_len
+            ),
+        ));
+    }
+    let data = record.data;
+    let features = parse_selected(data, &KEYS)
+        .map_err(|e| LoaderError::Record(e.shifted(offset).with_path(path)))?;
+    let image = features[0]
+        .as_ref()
+        .and_then(Feature::as_single_bytes)
+        .ok_or_else(|| tile_error(config, item, "no single bytes value 'image_raw'".into()))?;
+    let slide = match features[1].as_ref().and_then(Feature::as_single_bytes) {
+        Some(s) => String::from_utf8_lossy(s).into_owned(),
+        None => String::new(),
+    };
+    let loc = |f: &Option<Feature<'_>>| f.as_ref().and_then(Feature::as_single_i64);
+    let location = [
+        loc(&features[2]).unwrap_or(-1),
+        loc(&features[3]).unwrap_or(-1),
+    ];
+    // `image` borrows `buf`: remember where it lies so the decoder can find it again.
+    let start = image.as_ptr() as usize - buf.as_ptr() as usize;
+    let size = if config.decode {
+        Some(read_size(image).map_err(|DecodeError(reason)| tile_error(config, item, reason))?)
+    } else {
+        None
+    };
+    Ok(Parsed {
+        slide,
+        location,
+        image: start..start + image.len(),
+        size,
+    })
+}
+
+fn read_exact_at(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+    file.read_exact_at(buf, offset).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::UnexpectedEof {
+            std::io::Error::new(e.kind(), "file ends before the indexed record does")
+        } else {
+            e
+        }
+    })
+}

@@ -1,0 +1,322 @@
+"""``WSI``: one whole-slide image opened with OpenSlide, its tile grid, tile filters and tile reads.
+
+Reading is batched: the tiles kept in one grid row are cut from one ``read_region`` call at the
+chosen pyramid level, instead of one call per tile. Filters and QC run on a downsampled image of
+the whole slide, so tiles of background are rejected before full-resolution pixels are read.
+OpenSlide handles do not pickle: worker processes open their own ``WSI`` from the path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import openslide
+import tifffile
+from PIL import Image
+
+from jaxwsi.slide import filters
+from jaxwsi.slide import qc as slide_qc
+from jaxwsi.slide.errors import MissingMPPError, SlideError
+from jaxwsi.slide.grid import TileGeometry, grid_positions, tile_geometry
+from jaxwsi.slide.roi import ROI, load_rois, roi_keep
+
+_THUMBNAIL_MAX_SIDE = 2048  # the filter/QC image aims at this size …
+_THUMBNAIL_TILE_PX = 16  # … with 16 to 64 pixels per tile side
+_MAX_READ_WIDTH = 16384  # level pixels per read_region call
+_STRIP_PIXELS = 1 << 24  # pixels per read_region call when reading a whole level
+_TIFF_UNIT_MICRONS = {2: 25400.0, 3: 10000.0}  # ResolutionUnit inch, centimetre → µm
+
+
+@dataclass(frozen=True)
+class TileSelection:
+    """Which grid tiles pass the ROI, filters and QC, with the per-tile fractions behind it."""
+
+    keep: np.ndarray  # bool [N]
+    in_roi: np.ndarray  # bool [N]
+    whitespace: np.ndarray  # float [N] white fraction of each footprint
+    grayspace: np.ndarray  # float [N] gray fraction
+    qc_masked: np.ndarray  # float [N] QC-masked fraction (zeros without QC)
+    qc_mask: np.ndarray | None  # bool mask at the thumbnail's scale, True = excluded
+
+
+def slide_name(path: str | Path) -> str:
+    """A slide's name: its file name without the extension (``a/b/x.svs`` → ``x``)."""
+    return Path(path).stem
+
+
+class WSI:
+    """A slide, tiled at ``tile_px`` pixels covering ``tile_um`` µm (or a ``"10x"`` magnification).
+
+    ``mpp`` overrides the slide's microns per level-0 pixel. ``rois`` is an ROI file (QuPath CSV or
+    GeoJSON), a list of them, or a list of ``ROI``; ``roi_method`` is inside, outside, auto or
+    ignore. ``stride_div`` > 1 overlaps tiles; ``use_edge_tiles`` keeps tiles that cross the slide
+    edge (padded white). Grid attributes: ``corners`` (level-0 top-left corners, int64 [N, 2]) and
+    ``locations`` (level-0 tile centres, as stored in TFRecords).
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        tile_px: int,
+        tile_um: int | float | str,
+        *,
+        stride_div: int = 1,
+        mpp: float | None = None,
+        rois: str | Path | Sequence[str | Path | ROI] | None = None,
+        roi_method: str = "auto",
+        use_edge_tiles: bool = False,
+    ) -> None:
+        self.path = Path(path)
+        self.name = slide_name(path)
+        self.tile_px = int(tile_px)
+        self.tile_um = tile_um
+        self._slide = _open(self.path)
+        if mpp is not None and not mpp > 0:
+            raise ValueError(f"{self.path}: mpp must be positive, got {mpp}")
+        self.mpp = float(mpp) if mpp is not None else detect_mpp(self._slide, self.path)
+        self.geometry: TileGeometry = tile_geometry(
+            self.tile_px,
+            tile_um,
+            self.mpp,
+            self._slide.level_downsamples,
+            stride_div,
+            slide_name=str(self.path),
+        )
+        g = self.geometry
+        self.level_corners = grid_positions(
+            self._slide.level_dimensions[g.level], g.extract_px, g.stride_px, use_edge_tiles
+        )
+        self.corners = np.round(self.level_corners * g.downsample).astype(np.int64)
+        self.locations = self.corners + g.full_extract_px // 2
+        self.rois = _collect_rois(rois)
+        self.in_roi = roi_keep(self.locations, self.rois, roi_method, slide_name=str(self.path))
+        self._thumbnail: tuple[np.ndarray, float] | None = None
+
+    @property
+    def dimensions(self) -> tuple[int, int]:
+        """Level-0 (width, height) in pixels."""
+        return self._slide.dimensions
+
+    def __len__(self) -> int:
+        """Number of grid positions (before ROI, filters and QC)."""
+        return len(self.corners)
+
+    def close(self) -> None:
+        """Release the OpenSlide handle."""
+        self._slide.close()
+
+    def __enter__(self) -> WSI:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def read_downsampled(self, downsample: float) -> tuple[np.ndarray, float]:
+        """The whole slide as RGB at about ``downsample`` (never coarser): (image, downsample).
+
+        Reads the best level row strip by row strip and box-reduces by a whole factor, so even
+        slides without a pyramid never need their full level 0 in memory at once.
+        """
+        downsample = max(1.0, downsample)
+        level = self._slide.get_best_level_for_downsample(downsample * 1.01)
+        level_downsample = float(self._slide.level_downsamples[level])
+        factor = max(1, int(downsample / level_downsample + 1e-3))
+        width, height = self._slide.level_dimensions[level]
+        strip = max(factor, (_STRIP_PIXELS // width // factor) * factor)
+        parts = []
+        for y in range(0, height, strip):
+            rows = min(strip, height - y)
+            region = self._read(level, (0, y), (width, rows))
+            if factor > 1:
+                region = np.asarray(Image.fromarray(region).reduce(factor))
+            parts.append(region)
+        return np.concatenate(parts, axis=0), level_downsample * factor
+
+    def thumbnail(self) -> tuple[np.ndarray, float]:
+        """The image filters and QC run on, and its downsample (cached).
+
+        Its scale puts 16 to 64 pixels on a tile side; within that range, as close to 2048 px
+        on the slide's long side as it can.
+        """
+        if self._thumbnail is None:
+            by_size = max(self.dimensions) / _THUMBNAIL_MAX_SIDE
+            coarsest = self.geometry.full_extract_px / _THUMBNAIL_TILE_PX
+            finest = coarsest / 4
+            self._thumbnail = self.read_downsampled(max(1.0, min(coarsest, max(by_size, finest))))
+        return self._thumbnail
+
+    def qc_mask(self, method: str | slide_qc.QCCallable) -> np.ndarray:
+        """A QC mask (True = exclude) at the thumbnail's scale: otsu, blur, both or a callable."""
+        slide_qc.check_qc(method)
+        thumb, _ = self.thumbnail()
+        if callable(method):
+            return slide_qc.apply_custom_qc(method, thumb)
+        mask = np.zeros(thumb.shape[:2], bool)
+        if method in ("blur", "both"):
+            # At 4× the tile's pixel size, as Slideflow's GaussianV2.
+            pixel_um = self.geometry.tile_um / self.tile_px
+            image, _ = self.read_downsampled(4 * pixel_um / self.mpp)
+            blurry = Image.fromarray(slide_qc.blur_mask(image)).resize(
+                (thumb.shape[1], thumb.shape[0]), Image.Resampling.NEAREST
+            )
+            mask |= np.asarray(blurry)
+        if method in ("otsu", "both"):
+            mask |= slide_qc.otsu_mask(thumb)
+        return mask
+
+    def select_tiles(
+        self,
+        *,
+        whitespace_fraction: float = 1.0,
+        whitespace_threshold: float = filters.WHITESPACE_THRESHOLD,
+        grayspace_fraction: float = 0.6,
+        grayspace_threshold: float = filters.GRAYSPACE_THRESHOLD,
+        qc: str | slide_qc.QCCallable | None = None,
+        qc_fraction: float = 0.6,
+    ) -> TileSelection:
+        """Apply the ROIs, whitespace/grayspace filters and optional QC to the grid.
+
+        A tile is dropped when its white fraction > ``whitespace_fraction`` (1.0 = off), its gray
+        fraction > ``grayspace_fraction``, or its QC-masked fraction > ``qc_fraction``.
+        """
+        thumb, downsample = self.thumbnail()
+        footprint = self.geometry.full_extract_px
+
+        def fractions(mask: np.ndarray) -> np.ndarray:
+            return filters.footprint_fractions(mask, downsample, self.corners, footprint)
+
+        white = fractions(filters.white_mask(thumb, whitespace_threshold))
+        gray = fractions(filters.gray_mask(thumb, grayspace_threshold))
+        mask = self.qc_mask(qc) if qc is not None else None
+        masked = fractions(mask) if mask is not None else np.zeros(len(self))
+        keep = (
+            self.in_roi
+            & (white <= whitespace_fraction)
+            & (gray <= grayspace_fraction)
+            & (masked <= qc_fraction)
+        )
+        return TileSelection(keep, self.in_roi, white, gray, masked, mask)
+
+    def read_tiles(self, indices: Sequence[int] | np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
+        """Yield ``(index, RGB uint8 [tile_px, tile_px, 3])`` for the given grid tiles.
+
+        Tiles come grouped by grid row: each run of nearby tiles in a row is one ``read_region``
+        at the chosen level, cut into tiles and resized to ``tile_px`` when needed.
+        """
+        g = self.geometry
+        indices = np.unique(np.asarray(indices, np.int64))
+        if len(indices) and (indices[0] < 0 or indices[-1] >= len(self)):
+            raise IndexError(f"{self.path}: tile index out of range [0, {len(self)})")
+        corners = self.level_corners[indices]
+        order = np.lexsort((corners[:, 0], corners[:, 1]))
+        for run in _row_runs(corners[order], g.extract_px):
+            xs, y = corners[order[run], 0], int(corners[order[run[0]], 1])
+            x0 = int(xs[0])
+            width = int(xs[-1]) - x0 + g.extract_px
+            origin = (round(x0 * g.downsample), round(y * g.downsample))
+            region = self._read(g.level, origin, (width, g.extract_px))
+            for i, x in zip(order[run], xs, strict=True):
+                tile = region[:, x - x0 : x - x0 + g.extract_px]
+                yield int(indices[i]), resize_tile(tile, self.tile_px)
+
+    def _read(self, level: int, origin: tuple[int, int], size: tuple[int, int]) -> np.ndarray:
+        """``read_region`` as RGB; transparent pixels (outside the slide) become white."""
+        try:
+            region = self._slide.read_region(origin, level, size)
+        except openslide.OpenSlideError as error:
+            raise SlideError(
+                f"{self.path}: cannot read region at {origin}, level {level} ({error})"
+            ) from error
+        return rgba_to_rgb(np.asarray(region))
+
+
+def rgba_to_rgb(rgba: np.ndarray) -> np.ndarray:
+    """RGB copy of an RGBA image with fully transparent pixels set to white."""
+    rgb = np.ascontiguousarray(rgba[..., :3])
+    transparent = rgba[..., 3] == 0
+    if transparent.any():
+        rgb[transparent] = 255
+    return rgb
+
+
+def resize_tile(tile: np.ndarray, tile_px: int) -> np.ndarray:
+    """Resize a square RGB tile to ``tile_px`` (Lanczos); returns a contiguous copy."""
+    if tile.shape[0] == tile_px and tile.shape[1] == tile_px:
+        return np.ascontiguousarray(tile)
+    image = Image.fromarray(np.ascontiguousarray(tile))
+    return np.asarray(image.resize((tile_px, tile_px), Image.Resampling.LANCZOS))
+
+
+def _row_runs(corners: np.ndarray, extract_px: int) -> Iterator[np.ndarray]:
+    """Split row-sorted corners into runs read together: same row, gaps under one tile."""
+    start = 0
+    for i in range(1, len(corners) + 1):
+        end_of_run = (
+            i == len(corners)
+            or corners[i, 1] != corners[start, 1]
+            or corners[i, 0] - corners[i - 1, 0] > 2 * extract_px
+            or corners[i, 0] + extract_px - corners[start, 0] > _MAX_READ_WIDTH
+        )
+        if end_of_run:
+            yield np.arange(start, i)
+            start = i
+
+
+def _open(path: Path) -> openslide.OpenSlide:
+    if not path.exists():
+        raise SlideError(f"{path}: slide file not found")
+    try:
+        return openslide.OpenSlide(str(path))
+    except openslide.OpenSlideUnsupportedFormatError as error:
+        raise SlideError(f"{path}: not a slide format OpenSlide can read ({error})") from error
+    except openslide.OpenSlideError as error:
+        raise SlideError(f"{path}: OpenSlide cannot open this slide ({error})") from error
+
+
+def detect_mpp(slide: openslide.OpenSlide, path: Path) -> float:
+    """Microns per level-0 pixel from ``openslide.mpp-x``, else the TIFF resolution tags."""
+    value = slide.properties.get(openslide.PROPERTY_NAME_MPP_X)
+    try:
+        if value is not None and float(value) > 0:
+            return float(value)
+    except ValueError:
+        pass
+    mpp = _tiff_mpp(path)
+    if mpp is None:
+        raise MissingMPPError(
+            f"{path}: the slide's metadata gives no microns per pixel (no openslide.mpp-x and "
+            "no TIFF resolution in cm or inch); pass mpp=<µm per level-0 pixel> "
+            "(--mpp on the command line)"
+        )
+    return mpp
+
+
+def _tiff_mpp(path: Path) -> float | None:
+    """Microns per pixel from the first TIFF page's XResolution/ResolutionUnit, if any."""
+    try:
+        with tifffile.TiffFile(path) as tif:
+            tags = tif.pages.first.tags
+            unit = tags.get("ResolutionUnit")
+            resolution = tags.get("XResolution")
+            if unit is None or resolution is None or int(unit.value) not in _TIFF_UNIT_MICRONS:
+                return None
+            numerator, denominator = resolution.value
+            if numerator <= 0 or denominator <= 0:
+                return None
+            return _TIFF_UNIT_MICRONS[int(unit.value)] * denominator / numerator
+    except (tifffile.TiffFileError, OSError, ValueError, TypeError):
+        return None
+
+
+def _collect_rois(rois: str | Path | Sequence[str | Path | ROI] | None) -> list[ROI]:
+    if rois is None:
+        return []
+    if isinstance(rois, str | Path):
+        rois = [rois]
+    collected: list[ROI] = []
+    for item in rois:
+        collected.extend([item] if isinstance(item, ROI) else load_rois(item))
+    return collected

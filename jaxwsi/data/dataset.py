@@ -46,6 +46,7 @@ from jaxwsi.data.splits_file import (
     write_splits,
 )
 from jaxwsi.data.tfrecord_files import TFRecordSource, count_tiles, find_tfrecords
+from jaxwsi.io.interleaver import Interleaver
 
 log = logging.getLogger(__name__)
 
@@ -502,13 +503,11 @@ class Dataset:
 
     def interleaver(
         self, labels: LabelsArg = None, *, use_float: UseFloat = False, **options: Any
-    ) -> Any:
+    ) -> Interleaver:
         """A `jaxwsi.io.Interleaver` over this dataset's TFRecords, with its weights and clips.
 
         ``labels`` is outcome header(s) (labels from `labels`) or a ready slide → label mapping;
         ``options`` go to the Interleaver (batch_size, seed, shuffle, rank, ...)."""
-        from jaxwsi.io import Interleaver
-
         return Interleaver(**self._loader_arguments(labels, use_float), **options)
 
     def grain(

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from jaxwsi.data.errors import DatasetError
+from jaxwsi.io import build_indexes, load_index
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +53,8 @@ def find_tfrecords(source: TFRecordSource) -> dict[str, str]:
 
 
 def count_tiles(paths: Iterable[str]) -> dict[str, int]:
-    """Tiles per TFRecord path, from its index (built beside the file if missing)."""
-    from jaxwsi.io import build_index, load_index
-
-    return {path: len(load_index(build_index(path))) for path in paths}
+    """Tiles per TFRecord path, from its index (missing or stale indexes are built beside the
+    files, in parallel). A malformed TFRecord raises `jaxwsi.io.TFRecordError` naming it."""
+    paths = list(paths)
+    build_indexes(paths)
+    return {path: len(load_index(path)) for path in paths}

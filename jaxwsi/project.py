@@ -19,25 +19,21 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from jaxwsi.data.annotations import AnnotationsSource, load_annotations
 from jaxwsi.data.atomic_file import write_text_atomic
 from jaxwsi.data.dataset import Dataset
 from jaxwsi.data.filters import Filters
 from jaxwsi.data.labels import name_some
+from jaxwsi.slide import extract_tiles, slide_name, tile_size_label
+from jaxwsi.slide.extract import SLIDE_EXTENSIONS
 
 log = logging.getLogger(__name__)
 
 SETTINGS_FILE = "settings.json"
 SETTINGS_KEYS = ("name", "annotations", "slides", "tfrecords", "models")
 SPLITS_FILE = "splits.json"
-
-
-def tile_size_label(tile_px: int, tile_um: int | str) -> str:
-    """Folder name of one tile size: ``299px_302um`` for microns, ``299px_10x`` for a
-    magnification given as text ending in ``x``."""
-    if isinstance(tile_um, str) and tile_um.lower().endswith("x"):
-        return f"{tile_px}px_{tile_um.lower()}"
-    return f"{tile_px}px_{int(tile_um)}um"
 
 
 def create_project(
@@ -134,8 +130,8 @@ class Project:
     def splits_path(self) -> Path:
         return self.root / SPLITS_FILE
 
-    def annotations(self):
-        """The validated annotations table (a pandas DataFrame)."""
+    def annotations(self) -> pd.DataFrame:
+        """The validated annotations table."""
         return load_annotations(self.annotations_path)
 
     def tfrecord_dir(self, tile_px: int, tile_um: int | str) -> Path:
@@ -172,13 +168,11 @@ class Project:
 
     def slide_paths(self) -> list[Path]:
         """Whole-slide images in the slides folder that have an annotation row (by file stem)."""
-        from jaxwsi.slide import SLIDE_EXTENSIONS
-
         if self.slides_dir is None:
             raise ValueError(f"project {self.root} has no slides folder in its settings")
         annotated = set(self.annotations()["slide"])
         found = {
-            p.stem: p
+            slide_name(p): p
             for p in sorted(self.slides_dir.iterdir())
             if p.suffix.lower() in SLIDE_EXTENSIONS
         }
@@ -192,9 +186,8 @@ class Project:
             )
         return [found[s] for s in sorted(annotated & set(found))]
 
-    def extract_tiles(self, tile_px: int, tile_um: int | str, **options: Any) -> Any:
+    def extract_tiles(self, tile_px: int, tile_um: int | str, **options: Any) -> pd.DataFrame:
         """Extract tiles of the annotated slides into ``tfrecords/{tile size}/`` with
-        `jaxwsi.slide.extract_tiles`; ``options`` (QC, workers, ...) go to it unchanged."""
-        from jaxwsi.slide import extract_tiles
-
+        `jaxwsi.slide.extract_tiles` and return its report rows; ``options`` (QC, ROIs,
+        num_workers, ...) go to it unchanged."""
         return extract_tiles(self.slide_paths(), self.tfrecords_dir, tile_px, tile_um, **options)

@@ -9,7 +9,8 @@ import pytest
 
 import jaxwsi
 from jaxwsi.data.errors import AnnotationError
-from jaxwsi.project import tile_size_label
+from jaxwsi.slide import tile_size_label
+from jaxwsi.testing import synthetic_slide
 
 ANNOTATIONS = pd.DataFrame(
     {"patient": ["P1", "P2"], "slide": ["slide_a", "slide_b"], "label": ["x", "y"]}
@@ -69,10 +70,10 @@ def test_settings_paths_may_be_absolute(tmp_path):
     assert jaxwsi.load_project(tmp_path / "p").tfrecords_dir == tmp_path / "elsewhere"
 
 
-def test_tile_size_labels():
-    assert tile_size_label(299, 302) == "299px_302um"
-    assert tile_size_label(256, "10x") == "256px_10x"
-    assert tile_size_label(256, "20X") == "256px_20x"
+def test_tfrecord_folders_follow_the_extraction_labels(tmp_path):
+    project = jaxwsi.create_project(tmp_path / "p")
+    assert project.tfrecord_dir(299, 302).name == tile_size_label(299, 302) == "299px_302um"
+    assert project.tfrecord_dir(256, "10x").name == tile_size_label(256, "10x") == "256px_10x"
 
 
 def test_creating_over_an_existing_project_is_an_error(tmp_path):
@@ -108,3 +109,33 @@ def test_dataset_of_a_tile_size_without_tfrecords_is_an_error(tmp_path):
     project = jaxwsi.create_project(tmp_path / "p", annotations=ANNOTATIONS)
     with pytest.raises(FileNotFoundError, match="run Project.extract_tiles first"):
         project.dataset(64, 100)
+
+
+def test_extract_tiles_then_dataset_split_and_load(tmp_path, caplog):
+    slides = tmp_path / "slides"
+    slides.mkdir()
+    for i in range(4):
+        synthetic_slide(slides / f"s{i}.tiff", width=768, height=512, tissue_class=i % 2, seed=i)
+    (slides / "s0.csv").write_text("not a slide")  # other files in the folder are ignored
+    annotations = pd.DataFrame(
+        {
+            "patient": ["P0", "P1", "P2", "P3", "P4"],
+            "slide": ["s0", "s1", "s2", "s3", "s4"],
+            "kind": ["a", "b", "a", "b", "a"],
+        }
+    )
+    project = jaxwsi.create_project(tmp_path / "p", annotations=annotations, slides=slides)
+    report = project.extract_tiles(64, 64, num_workers=0, progress=False)
+    assert "1 annotated slide(s) have no image" in caplog.text and "s4" in caplog.text
+    assert list(report["slide"]) == ["s0", "s1", "s2", "s3"]
+    dataset = project.dataset(64, 64)
+    assert dataset.slides() == ["s0", "s1", "s2", "s3"]
+    assert [m["total"] for m in dataset.manifest().values()] == list(report["num_tiles"])
+    folds = dataset.split("kind", k_fold=2, seed=0)
+    [entry] = json.loads(project.splits_path.read_text())
+    assert entry["folds"][0]["validation"] == folds[0][1].slides()
+    training = folds[0][0]
+    loader = training.interleaver("kind", batch_size=2, rank=0, num_replicas=1)
+    batch = next(iter(loader))
+    assert batch["image"].shape == (2, 64, 64, 3)
+    assert set(batch["label"].tolist()) <= {0, 1}

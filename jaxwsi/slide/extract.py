@@ -34,6 +34,7 @@ import pandas as pd
 from PIL import Image
 from tqdm.auto import tqdm
 
+from jaxwsi.io import TFRecordWriter, build_index, index_path
 from jaxwsi.slide.grid import parse_magnification, tile_size_label
 from jaxwsi.slide.qc import QCCallable, check_qc
 from jaxwsi.slide.report import REPORT_COLUMNS, draw_thumbnail, save_image, write_report
@@ -239,7 +240,7 @@ def _finished(out: Path, name: str) -> bool:
     sidecar = out / _REPORT_DIR / f"{name}.json"
     if not (sidecar.is_file() and (out / f"{name}.tfrecords").is_file()):
         return False
-    if not (out / f"{name}.index.npz").is_file():
+    if not index_path(out / f"{name}.tfrecords").is_file():
         return False
     try:
         return not json.loads(sidecar.read_text())["error"]
@@ -431,8 +432,6 @@ def _write_tfrecord(
     job: _SlideJob, plan: _SlidePlan, chunks: list[list[tuple[int, bytes]]], out: Path
 ) -> int:
     """Shuffle (seeded by seed and slide name) and write tiles, then build the index."""
-    from jaxwsi.io import TFRecordWriter, build_index
-
     tiles = sorted((item for chunk in chunks for item in chunk), key=lambda item: item[0])
     rng = np.random.default_rng([job.settings.seed, zlib.crc32(job.name.encode())])
     path = out / f"{job.name}.tfrecords"

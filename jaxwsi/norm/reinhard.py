@@ -29,6 +29,8 @@ from jaxwsi.norm.stats import masked_mean_std
 MEAN_JITTER = np.array([3.0, 2.0, 2.0], dtype=np.float32)
 LOG_STD_JITTER = np.float32(0.1)
 BRIGHTNESS_PERCENTILE = 90.0
+#: Floor of a channel's std (L*a*b* units): a flat channel (a blank tile) is not stretched by 1e6.
+MIN_STD = 0.1
 #: Images with fewer tissue pixels than this are returned unchanged by reinhard_mask.
 MIN_TISSUE_PIXELS = 16
 
@@ -88,7 +90,7 @@ class ReinhardNormalizer(StainNormalizer):
         lab = lab_pixels(images, self.brightness, xp)
         mask = tissue_mask(lab, self.mask_threshold, xp)
         means, stds = masked_mean_std(lab, mask, xp)
-        scale = targets["target_stds"] / xp.maximum(stds, 1e-6)
+        scale = targets["target_stds"] / xp.maximum(stds, MIN_STD)
         moved = (lab - means[:, None, :]) * scale[:, None, :] + targets["target_means"][:, None, :]
         out = to_uint8(lab_to_rgb(moved, xp) * 255.0, xp).reshape(images.shape)
         if self.mask_threshold is None:

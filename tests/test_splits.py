@@ -154,13 +154,19 @@ def test_splits_json_round_trip_records_training_and_validation_slides(tmp_path)
     assert saved["tfrecords"] == {"k-fold-1": ["s1", "s2"], "k-fold-2": ["s3", "s4"]}
     assert folds_of_entry(saved, "test") == folds
     labels = {"P1": "X", "P2": "Y", "P3": "X"}
-    common = {"strategy": "k-fold", "val_fraction": None, "outcome_labels": labels}
+    patients = {p: {"outcome_label": v} for p, v in labels.items()}
+    common = {"strategy": "k-fold", "val_fraction": None, "patients": patients}
     assert entry_matches(saved, k_fold=2, seed=5, **common)
     assert not entry_matches(saved, k_fold=3, seed=5, **common)
     assert not entry_matches(saved, k_fold=2, seed=6, **common)
     assert not entry_matches(saved, k_fold=2, seed=5, **(common | {"strategy": "bootstrap"}))
-    changed = common | {"outcome_labels": labels | {"P3": "Y"}}
+    changed = common | {"patients": patients | {"P3": {"outcome_label": "Y"}}}
     assert not entry_matches(saved, k_fold=2, seed=5, **changed)
+    fewer = common | {"patients": {p: patients[p] for p in ("P1", "P2")}}
+    assert not entry_matches(saved, k_fold=2, seed=5, **fewer)
+    # A site or fold value that differs from the saved one is another split.
+    with_site = common | {"patients": {p: {**i, "site": "A"} for p, i in patients.items()}}
+    assert not entry_matches(saved, k_fold=2, seed=5, **with_site)
     assert not list(tmp_path.glob(".splits.json.*"))  # no temporary file left behind
 
 
@@ -171,7 +177,7 @@ def test_slideflow_entries_are_read_from_their_tfrecords_lists():
         "tfrecords": {"k-fold-2": ["s3"], "k-fold-1": ["s1", "s2", "s4"]},
     }
     assert folds_of_entry(slideflow_entry, "sf") == [(["P2"], ["P1", "P3"]), (["P1", "P3"], ["P2"])]
-    labels = {"P1": "X", "P2": "Y", "P3": "X"}
+    patients = {p: {"outcome_label": info["outcome_label"]} for p, info in PATIENTS.items()}
     # No seed is saved by Slideflow, so any seed reuses it.
     assert entry_matches(
         slideflow_entry,
@@ -179,7 +185,7 @@ def test_slideflow_entries_are_read_from_their_tfrecords_lists():
         k_fold=2,
         val_fraction=None,
         seed=123,
-        outcome_labels=labels,
+        patients=patients,
     )
     fixed_entry = {"strategy": "fixed", "patients": PATIENTS}
     fixed_entry["tfrecords"] = {"training": ["s3"], "validation": ["s1", "s2", "s4"]}

@@ -109,6 +109,12 @@ def test_k_fold_manual_follows_the_column(dataset, tmp_path):
         assert patients_of(validation) == {p for p in PATIENTS if FOLD[p] == value}
     [entry] = json.loads((tmp_path / "splits.json").read_text())
     assert entry["fold_names"] == ["1", "2", "3"]
+    assert entry["patients"]["p00"]["fold"] == "1"
+    # Editing the fold column makes a new split instead of reusing the saved one.
+    edited = dataset.annotations.assign(fold=lambda t: t["fold"].replace({"3": "2"}))
+    other = jaxwsi.Dataset(edited, dataset.tfrecords(), splits=tmp_path / "splits.json")
+    assert len(other.split(strategy="k-fold-manual", manual_column="fold")) == 2
+    assert len(json.loads((tmp_path / "splits.json").read_text())) == 2
     with pytest.raises(SplitError, match="needs manual_column"):
         dataset.split(strategy="k-fold-manual")
 

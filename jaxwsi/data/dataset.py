@@ -22,7 +22,6 @@ from typing import Any
 
 import pandas as pd
 
-from jaxwsi.data import splits as split_algorithms
 from jaxwsi.data.annotations import AnnotationsSource, load_annotations
 from jaxwsi.data.balance import balance_weights, check_balance_strategy
 from jaxwsi.data.clip import check_clip_strategy, clip_counts
@@ -38,13 +37,8 @@ from jaxwsi.data.labels import (
     name_some,
     slide_labels,
 )
-from jaxwsi.data.splits_file import (
-    entry_matches,
-    folds_of_entry,
-    make_entry,
-    read_splits,
-    write_splits,
-)
+from jaxwsi.data.patient_splits import patient_table, split_patients
+from jaxwsi.data.splits import check_split_strategy
 from jaxwsi.data.tfrecord_files import TFRecordSource, count_tiles, find_tfrecords
 from jaxwsi.io.interleaver import Interleaver
 
@@ -353,53 +347,28 @@ class Dataset:
         (``splits`` or the dataset's default) a saved matching split is reused, otherwise the new
         one is appended there (``none`` is not saved).
         """
-        split_algorithms.check_split_strategy(strategy)
+        check_split_strategy(strategy)
         if strategy == "none":
             return [(self, self.with_slides([]))]
+        if strategy == "k-fold-manual" and manual_column is None:
+            raise SplitError("k-fold-manual needs manual_column (the annotation column)")
         header_list = as_headers(headers) if headers is not None else []
-        patients = self._patient_table(header_list, use_float, strategy, manual_column, site_column)
-        categories = {p: info["category"] for p, info in patients.items()}
-        outcome_labels = {p: info["outcome_label"] for p, info in patients.items()}
-        k = None if strategy in ("fixed", "k-fold-manual") else k_fold
-        fraction = val_fraction if strategy == "fixed" else None
-        if strategy == "fixed" and fraction is None:
-            raise SplitError("the fixed split needs val_fraction")
-        path = Path(splits) if splits is not None else self.splits_path
-        entries = read_splits(path) if path is not None else []
-        for index, entry in enumerate(entries):
-            if entry_matches(
-                entry,
-                strategy=strategy,
-                k_fold=k,
-                val_fraction=fraction,
-                seed=seed,
-                outcome_labels=outcome_labels,
-            ):
-                folds = folds_of_entry(entry, f"{path} entry {index}")
-                log.info("reusing %s split %d from %s", strategy, index, path)
-                break
-        else:
-            folds, fold_names = self._new_folds(strategy, patients, categories, k, fraction, seed)
-            split_algorithms.check_disjoint(folds)
-            if path is not None:
-                saved = {
-                    p: {
-                        key: info[key] for key in ("outcome_label", "slides", "site") if key in info
-                    }
-                    for p, info in patients.items()
-                }
-                entry = make_entry(
-                    strategy=strategy,
-                    k_fold=k if strategy != "k-fold-manual" else len(folds),
-                    val_fraction=fraction,
-                    seed=seed,
-                    headers=header_list,
-                    patients=saved,
-                    folds=folds,
-                    fold_names=fold_names,
-                )
-                write_splits(path, [*entries, entry])
-                log.info("saved new %s split as entry %d of %s", strategy, len(entries), path)
+        patients = patient_table(
+            self._members,
+            header_list,
+            use_float=use_float,
+            manual_column=manual_column if strategy == "k-fold-manual" else None,
+            site_column=site_column if strategy == "k-fold-preserved-site" else None,
+        )
+        folds = split_patients(
+            patients,
+            strategy,
+            k_fold=k_fold,
+            val_fraction=val_fraction,
+            seed=seed,
+            headers=header_list,
+            splits_path=Path(splits) if splits is not None else self.splits_path,
+        )
         for i, (training, validation) in enumerate(folds):
             log.info(
                 "fold %d: %d training and %d validation patient(s)",
@@ -414,73 +383,6 @@ class Dataset:
             )
             for training, validation in folds
         ]
-
-    def _patient_table(
-        self,
-        headers: list[str],
-        use_float: bool,
-        strategy: str,
-        manual_column: str | None,
-        site_column: str,
-    ) -> dict[str, dict[str, Any]]:
-        """Patient → {slides, category (for stratification), outcome_label, site?, fold?}."""
-        members = self._members
-        if members.empty:
-            raise SplitError("cannot split an empty dataset")
-        slides_of = members.groupby("patient")["slide"].apply(sorted).to_dict()
-        if headers and not use_float:
-            by_slide = category_of_slides(members, headers)
-        elif headers:
-            values = [checked_values(members, h).map(float) for h in headers]
-            by_slide = pd.Series(
-                [v[0] if len(v) == 1 else list(v) for v in zip(*values, strict=True)],
-                index=members["slide"].to_numpy(),
-                dtype=object,
-            )
-        else:
-            by_slide = None
-        table: dict[str, dict[str, Any]] = {}
-        for patient, slides in slides_of.items():
-            label = by_slide[slides[0]] if by_slide is not None else None
-            table[patient] = {
-                "slides": slides,
-                "outcome_label": label,
-                "category": label if headers and not use_float else None,
-            }
-        if strategy == "k-fold-manual":
-            if manual_column is None:
-                raise SplitError("k-fold-manual needs manual_column (the annotation column)")
-            folds = checked_values(members, manual_column).map(lambda v: str(v).strip())
-            for info in table.values():
-                info["fold"] = folds[info["slides"][0]]
-        if strategy == "k-fold-preserved-site":
-            sites = checked_values(members, site_column).map(lambda v: str(v).strip())
-            for info in table.values():
-                info["site"] = sites[info["slides"][0]]
-        return table
-
-    def _new_folds(
-        self,
-        strategy: str,
-        patients: dict[str, dict[str, Any]],
-        categories: dict[str, Any],
-        k: int | None,
-        fraction: float | None,
-        seed: int,
-    ) -> tuple[list[split_algorithms.Fold], list[str] | None]:
-        if strategy == "k-fold":
-            return split_algorithms.k_fold(categories, int(k), seed), None  # type: ignore[arg-type]
-        if strategy == "k-fold-manual":
-            names, folds = split_algorithms.manual_folds(
-                {p: info["fold"] for p, info in patients.items()}
-            )
-            return folds, names
-        if strategy == "k-fold-preserved-site":
-            sites = {p: info["site"] for p, info in patients.items()}
-            return split_algorithms.preserved_site_folds(categories, sites, int(k), seed), None  # type: ignore[arg-type]
-        if strategy == "bootstrap":
-            return split_algorithms.bootstrap(list(patients), int(k), seed), None  # type: ignore[arg-type]
-        return split_algorithms.fixed(categories, float(fraction), seed), None  # type: ignore[arg-type]
 
     # ---- loaders ----
 

@@ -96,24 +96,30 @@ def entry_matches(
     k_fold: int | None,
     val_fraction: float | None,
     seed: int,
-    outcome_labels: Mapping[str, object],
+    patients: Mapping[str, Mapping],
 ) -> bool:
-    """Whether a saved entry is the split asked for: same strategy, fold count, fraction, seed
-    (when the entry has them) and exactly the same patients with the same outcome labels."""
+    """Whether a saved entry is the split asked for: same strategy, fold count, fraction and seed
+    (when the entry has them), exactly the same patients with the same outcome labels, and the
+    same ``site``/``fold`` values where ``patients`` has them."""
     if entry.get("strategy") != strategy:
         return False
     if "seed" in entry and entry["seed"] != seed:
         return False
     if entry.get("val_fraction") is not None and entry["val_fraction"] != val_fraction:
         return False
-    if k_fold is not None and strategy != "k-fold-manual":
+    if k_fold is not None:
         saved_k = entry.get("k_fold") or len(entry.get("tfrecords", {}))
         if saved_k != k_fold:
             return False
-    saved = {
-        str(p): str(info.get("outcome_label")) for p, info in entry.get("patients", {}).items()
-    }
-    return saved == {str(p): str(v) for p, v in outcome_labels.items()}
+    saved = entry.get("patients", {})
+    if set(map(str, saved)) != set(map(str, patients)):
+        return False
+    for patient, info in patients.items():
+        saved_info = saved[patient]
+        for key in ("outcome_label", "site", "fold"):
+            if key in info and str(saved_info.get(key)) != str(info[key]):
+                return False
+    return True
 
 
 def folds_of_entry(entry: Mapping, where: str) -> list[Fold]:

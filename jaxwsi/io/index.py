@@ -115,6 +115,31 @@ def _write_index(
     return target
 
 
+def index_reports(paths: Sequence[PathLike], *, force: bool = False) -> list[str | BaseException]:
+    """Like ``build_indexes`` but never raises for a bad file: one entry per path, the index path
+    or the exception that file raised (used by ``jaxwsi tfrecord index``)."""
+    tfrecords = [Path(p) for p in paths]
+    todo = [
+        i
+        for i, t in enumerate(tfrecords)
+        if force or not index_path(t).is_file() or not _npz_is_current(t, index_path(t))
+    ]
+    # Stat before scanning: a file modified during the scan then reads as stale next time.
+    stats: dict[int, np.ndarray] = {}
+    for i in todo:
+        with contextlib.suppress(OSError):  # the scan below reports the error with the path
+            stats[i] = _source_stat(tfrecords[i])
+    results = _native.scan_indexes([os.fspath(tfrecords[i]) for i in todo], True)
+    reports: list[str | BaseException] = [os.fspath(index_path(t)) for t in tfrecords]
+    for i, result in zip(todo, results, strict=True):
+        if isinstance(result, BaseException):
+            reports[i] = result
+        else:
+            records, locations = result
+            _write_index(tfrecords[i], records, locations, stats[i])
+    return reports
+
+
 def build_indexes(paths: Sequence[PathLike], *, force: bool = False) -> list[str]:
     """Builds (or keeps, when current and not ``force``) the ``.index.npz`` of many TFRecords.
 
@@ -123,28 +148,11 @@ def build_indexes(paths: Sequence[PathLike], *, force: bool = False) -> list[str
     malformed or compressed files, ``FileNotFoundError``/``PermissionError``/``IsADirectoryError``
     for the rest. Returns the index paths, in input order.
     """
-    tfrecords = [Path(p) for p in paths]
-    todo: list[int] = []
-    for i, tfrecord in enumerate(tfrecords):
-        target = index_path(tfrecord)
-        if force or not target.is_file() or not _npz_is_current(tfrecord, target):
-            todo.append(i)
-    # Stat before scanning: a file modified during the scan then reads as stale next time.
-    stats: dict[int, np.ndarray] = {}
-    for i in todo:
-        with contextlib.suppress(OSError):  # the scan below reports the error with the path
-            stats[i] = _source_stat(tfrecords[i])
-    results = _native.scan_indexes([os.fspath(tfrecords[i]) for i in todo], True)
-    first_error: BaseException | None = None
-    for i, result in zip(todo, results, strict=True):
-        if isinstance(result, BaseException):
-            first_error = first_error or result
-            continue
-        records, locations = result
-        _write_index(tfrecords[i], records, locations, stats[i])
-    if first_error is not None:
-        raise first_error
-    return [os.fspath(index_path(t)) for t in tfrecords]
+    reports = index_reports(paths, force=force)
+    for report in reports:
+        if isinstance(report, BaseException):
+            raise report
+    return [str(r) for r in reports]
 
 
 def _npz_is_current(tfrecord: Path, target: Path) -> bool:

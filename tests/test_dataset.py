@@ -274,3 +274,11 @@ def test_interleaver_accepts_a_label_mapping_and_needs_tfrecords(dataset):
     assert loader.args["weights"] is None and loader.args["clip"] is None
     with pytest.raises(DatasetError, match="no TFRecords to load"):
         dataset.filter({"kind": "none"}).interleaver()
+
+
+def test_annotations_are_a_copy_and_repr_is_short(dataset):
+    table = dataset.annotations
+    table.loc[0, "kind"] = "changed"
+    assert dataset.labels("kind")[1] == ["normal", "tumor"]
+    text = repr(dataset.split("kind", k_fold=2, seed=0)[0][0])
+    assert "filtered_columns=['slide']" in text and len(text) < 200

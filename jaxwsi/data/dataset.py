@@ -222,7 +222,8 @@ class Dataset:
     def __repr__(self) -> str:
         return (
             f"Dataset(slides={len(self)}, tiles={self.num_tiles}, tile_px={self.tile_px}, "
-            f"tile_um={self.tile_um}, filters={self._filters}, balance={self._balance}, "
+            f"tile_um={self.tile_um}, filtered_columns={sorted(self._filters)}, "
+            f"balance={self._balance}, "
             f"clip={self._clip})"
         )
 

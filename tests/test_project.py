@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import pandas as pd
 import pytest
 
 import jaxwsi
+from jaxwsi.cli import main
 from jaxwsi.data.errors import AnnotationError
 from jaxwsi.slide import tile_size_label
 from jaxwsi.testing import synthetic_slide
@@ -139,3 +141,27 @@ def test_extract_tiles_then_dataset_split_and_load(tmp_path, caplog):
     batch = next(iter(loader))
     assert batch["image"].shape == (2, 64, 64, 3)
     assert set(batch["label"].tolist()) <= {0, 1}
+
+
+def test_cli_creates_a_project_and_saves_a_split(tmp_path, fixtures_dir, capsys):
+    csv = tmp_path / "annotations.csv"
+    pd.DataFrame(
+        {
+            "patient": ["P1", "P2", "P3"],
+            "slide": ["slide_a", "slide_b", "slide_c"],
+            "label": ["x", "y", "x"],
+        }
+    ).to_csv(csv, index=False)
+    root = tmp_path / "p"
+    assert main(["project", "create", str(root), "--annotations", str(csv)]) == 0
+    tiles = root / "tfrecords" / "64px_32um"
+    tiles.mkdir()
+    for name in ("slide_a", "slide_b", "slide_c"):
+        shutil.copy(fixtures_dir / "tfrecords" / f"{name}.tfrecords", tiles)
+    args = ["project", "split", str(root), "--tile-px", "64", "--tile-um", "32"]
+    assert main([*args, "--strategy", "fixed", "--val-fraction", "0.34", "--seed", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "created" in out and "fold 1: 2 training slides" in out
+    [entry] = json.loads((root / "splits.json").read_text())
+    assert entry["strategy"] == "fixed" and entry["seed"] == 1
+    assert len(entry["folds"][0]["validation"]) == 1

@@ -184,3 +184,19 @@ def test_preprocessor_pickles_for_worker_processes(records):
         clone.images(images, np.random.default_rng(0)),
         chain.images(images, np.random.default_rng(0)),
     )
+
+
+def test_worker_processes_reproduce_the_in_process_stream(records):
+    from absl import flags
+
+    if not flags.FLAGS.is_parsed():  # grain's worker start-up reads its absl flags
+        flags.FLAGS.mark_as_parsed()
+    source = grain.MapDataset.source(records).to_iter_dataset()
+    dataset = preprocess(source, augment="xyrjbn", normalizer="macenko", seed=1)
+    expected = [example["image"] for example in take(iter(dataset), len(records))]
+    workers = dataset.mp_prefetch(grain.MultiprocessingOptions(num_workers=2))
+    iterator = iter(workers)
+    got = [example["image"] for example in take(iterator, len(records))]
+    iterator.close()
+    for a, b in zip(expected, got, strict=True):
+        np.testing.assert_array_equal(a, b)

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from jaxwsi import _native
+from jaxwsi.io.index import build_indexes, load_index
 
 ON_ERROR_MODES = ("raise", "skip")
 _STATE_KEYS = ("epoch", "step", "draws")
@@ -36,14 +37,22 @@ def default_num_threads(num_workers: int) -> int:
 
 
 def record_tables(paths: Sequence[str]) -> list[np.ndarray]:
-    """Each file's index as int64 [N, 2] (offset, framed length), scanned in parallel."""
-    tables = []
-    for result in _native.scan_indexes(list(paths), with_locations=False):
-        if isinstance(result, BaseException):
-            raise result
-        records, _ = result
-        tables.append(np.asarray(records, dtype=np.int64).reshape(-1, 2))
-    return tables
+    """Each file's index as int64 [N, 2] (offset, framed length).
+
+    Uses (and builds, in parallel, when missing or stale) the Slideflow-compatible
+    ``.index.npz`` beside each file; where the folder is read-only the files are scanned in
+    memory instead.
+    """
+    try:
+        build_indexes(paths)
+        return [np.asarray(load_index(p), dtype=np.int64).reshape(-1, 2) for p in paths]
+    except PermissionError:
+        tables = []
+        for result in _native.scan_indexes(list(paths), with_locations=False):
+            if isinstance(result, BaseException):
+                raise result from None
+            tables.append(np.asarray(result[0], dtype=np.int64).reshape(-1, 2))
+        return tables
 
 
 def per_file(value: Any, paths: Sequence[str], name: str, kind: type) -> list[Any] | None:

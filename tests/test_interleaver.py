@@ -1,0 +1,234 @@
+"""jaxwsi.io.Interleaver on TensorFlow-written fixtures and generated files: outputs, decode,
+labels, resume, pickling and every bad input."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import pickle
+import shutil
+
+import numpy as np
+import pytest
+from interleaver_data import encode, pairs, tile, write_file, write_files
+from PIL import Image
+
+from jaxwsi.io import TFRecordError, build_index
+from jaxwsi.io.interleaver import Interleaver
+
+SLIDES = ["slide_a", "slide_b", "slide_c"]
+
+
+@pytest.fixture(scope="module")
+def fixture_files(fixtures_dir):
+    return [str(fixtures_dir / "tfrecords" / f"{s}.tfrecords") for s in SLIDES]
+
+
+@pytest.fixture(scope="module")
+def manifest(fixtures_dir):
+    return json.loads((fixtures_dir / "tfrecords" / "manifest.json").read_text())
+
+
+def make(paths, **kwargs):
+    kwargs.setdefault("rank", 0)
+    kwargs.setdefault("num_replicas", 1)
+    return Interleaver(paths, **kwargs)
+
+
+def one_epoch(paths, **kwargs):
+    return list(make(paths, infinite=False, drop_remainder=False, **kwargs))
+
+
+def test_outputs_have_the_documented_keys_shapes_and_values(fixture_files, manifest):
+    labels = {"slide_a": 0, "slide_b": 1, "slide_c": 2}
+    batches = one_epoch(fixture_files, batch_size=8, labels=labels, incl_slidenames=True,
+                        incl_loc=True)  # fmt: skip
+    b = batches[0]
+    assert set(b) == {"image", "label", "slide", "loc_x", "loc_y"}
+    assert b["image"].shape == (8, 64, 64, 3) and b["image"].dtype == np.uint8
+    facts = {
+        (r["slide"], r["loc_x"], r["loc_y"])
+        for name in (f"{s}.tfrecords" for s in SLIDES)
+        for r in manifest["files"][name]["records"]
+    }
+    seen = [
+        (str(s), int(x), int(y))
+        for batch in batches
+        for s, x, y in zip(batch["slide"], batch["loc_x"], batch["loc_y"], strict=True)
+    ]
+    assert sorted(seen) == sorted(facts)
+    for batch in batches:
+        assert [labels[s] for s in batch["slide"]] == batch["label"].tolist()
+
+
+def test_jpeg_and_png_decode_match_reference_decoders(fixtures_dir, manifest):
+    folder = fixtures_dir / "tfrecords"
+    for name in ["slide_a", "slide_b", "slide_c", "png_tiles"]:
+        record0 = manifest["files"][f"{name}.tfrecords"]["records"][0]
+        batches = one_epoch([str(folder / f"{name}.tfrecords")], batch_size=64, incl_loc=True,
+                            shuffle=False)  # fmt: skip
+        image = batches[0]["image"][0]
+        assert (batches[0]["loc_x"][0], batches[0]["loc_y"][0]) == (record0["loc_x"],
+                                                                    record0["loc_y"])  # fmt: skip
+        tf_decoded = np.load(folder / "npy" / f"{name}.rec0.tf_decoded.npy")
+        raw = one_epoch([str(folder / f"{name}.tfrecords")], batch_size=1, decode=False,
+                        shuffle=False)[0]["image"][0]  # fmt: skip
+        pil = np.asarray(Image.open(io.BytesIO(raw)).convert("RGB"))
+        if record0["image_format"] == "png":
+            np.testing.assert_array_equal(image, tf_decoded)
+        else:
+            diff_tf = np.abs(image.astype(int) - tf_decoded).max()
+            diff_pil = np.abs(image.astype(int) - pil).max()
+            assert diff_tf <= 6 and diff_pil <= 6, (name, diff_tf, diff_pil)
+
+
+def test_decode_false_yields_the_encoded_bytes(tmp_path):
+    raw = {i: encode(tile(i)) for i in range(3)}
+    path = write_file(tmp_path / "a.tfrecords", 0, 3, image_bytes=raw)
+    (batch,) = one_epoch([str(path)], batch_size=3, decode=False, shuffle=False)
+    assert batch["image"].dtype == object
+    assert list(batch["image"]) == [raw[0], raw[1], raw[2]]
+
+
+def test_labels_follow_the_slide_feature_not_the_file_name(tmp_path):
+    path = write_file(tmp_path / "named_b.tfrecords", 0, 4, slide="a")
+    (batch,) = one_epoch([str(path)], batch_size=4, labels={"a": [1.0, 2.0], "named_b": [0, 0]})
+    np.testing.assert_array_equal(batch["label"], [[1.0, 2.0]] * 4)
+    with pytest.raises(ValueError, match=r'record \d+ has slide "a", which has no label'):
+        one_epoch([str(path)], batch_size=4, labels={"named_b": 1})
+
+
+def test_len_and_drop_remainder(tmp_path):
+    paths = write_files(tmp_path, [10, 7])
+    il = make(paths, batch_size=4, infinite=False)
+    assert len(il) == 4 and [len(b["image"]) for b in il] == [4, 4, 4, 4]
+    assert [len(b["image"]) for b in one_epoch(paths, batch_size=4)] == [4, 4, 4, 4, 1]
+    with pytest.raises(TypeError, match="infinite"):
+        len(make(paths))
+
+
+def test_each_epoch_is_a_new_order_of_the_same_records(tmp_path):
+    paths = write_files(tmp_path, [10, 7])
+    il = make(paths, batch_size=3, infinite=False, drop_remainder=False, incl_loc=True)
+    e0 = [p for b in il for p in pairs(b)]
+    e1 = [p for b in il for p in pairs(b)]
+    assert sorted(e0) == sorted(e1) and e0 != e1 and len(e0) == 17
+
+
+@pytest.mark.parametrize("infinite", [True, False])
+def test_set_state_resumes_the_identical_stream(tmp_path, infinite):
+    paths = write_files(tmp_path, [9, 14, 5])
+    args = dict(batch_size=4, infinite=infinite, weights=[1, 2, 3], clip=[9, 10, 5], seed=3)
+    reference = make(paths, **args)
+    expected = [next(reference)["image"] for _ in range(6)]
+    first = make(paths, **args)
+    for _ in range(2):
+        next(first)
+    state = json.loads(json.dumps(first.get_state()))
+    resumed = make(paths, **args)
+    resumed.set_state(state)
+    for want in expected[2:]:
+        np.testing.assert_array_equal(next(resumed)["image"], want)
+
+
+def test_pickled_interleaver_continues_from_its_position(tmp_path):
+    paths = write_files(tmp_path, [9, 14])
+    il = make(paths, batch_size=4, incl_loc=True)
+    next(il)
+    copy = pickle.loads(pickle.dumps(il))
+    assert pairs(next(copy)) == pairs(next(il))
+    fresh = pickle.loads(pickle.dumps(make(paths, batch_size=4, incl_loc=True)))
+    assert pairs(next(fresh)) == pairs(next(make(paths, batch_size=4, incl_loc=True)))
+
+
+def test_missing_file_is_file_not_found(tmp_path):
+    paths = write_files(tmp_path, [3])
+    with pytest.raises(FileNotFoundError, match="nope.tfrecords"):
+        next(make([*paths, str(tmp_path / "nope.tfrecords")]))
+
+
+def test_corrupt_record_raises_or_is_skipped(tmp_path, fixtures_dir):
+    # An index built while the file was intact, then a flipped data byte in record 2 (the
+    # fixture bad_data_crc): the corruption is found only when the record is read.
+    good, bad = tmp_path / "good.tfrecords", tmp_path / "bad.tfrecords"
+    shutil.copy(fixtures_dir / "tfrecords" / "slide_a.tfrecords", good)
+    shutil.copy(fixtures_dir / "tfrecords" / "corrupt" / "bad_data_crc.tfrecords", bad)
+    with np.load(build_index(good)) as z:
+        arrays = dict(z)
+    stat = os.stat(bad)
+    arrays["source_stat"] = np.array([stat.st_size, stat.st_mtime_ns], dtype=np.int64)
+    np.savez(tmp_path / "bad.index.npz", **arrays)
+    bad = str(bad)
+    with pytest.raises(TFRecordError, match=r"bad\.tfrecords.*byte offset 4548"):
+        one_epoch([bad], batch_size=4, shuffle=False)
+    with pytest.warns(RuntimeWarning, match="skipped 1 bad record"):
+        il = make([bad], batch_size=3, infinite=False, drop_remainder=False, shuffle=False,
+                  on_error="skip", incl_loc=True)  # fmt: skip
+        batches = list(il)
+    assert il.skipped == 1
+    assert sum(len(b["image"]) for b in batches) == 9
+    assert [len(b["image"]) for b in batches] == [3, 3, 3]
+
+
+def test_corrupt_jpeg_raises_or_is_skipped(tmp_path):
+    broken = encode(tile(1))[:40]
+    path = str(write_file(tmp_path / "j.tfrecords", 0, 5, image_bytes={2: broken}))
+    with pytest.raises(TFRecordError, match=r"j\.tfrecords: record 2 \(byte offset \d+\): JPEG"):
+        one_epoch([path], batch_size=5, shuffle=False)
+    with pytest.warns(RuntimeWarning, match="record 2"):
+        il = make([path], batch_size=2, infinite=False, drop_remainder=False, shuffle=False,
+                  on_error="skip", incl_loc=True)  # fmt: skip
+        batches = list(il)
+    assert [p for b in batches for p in pairs(b)] == [(0, 0), (0, 1), (0, 3), (0, 4)]
+    assert il.skipped == 1
+    ref = one_epoch([str(write_file(tmp_path / "ok.tfrecords", 0, 5))], batch_size=4,
+                    shuffle=False)[0]["image"]  # fmt: skip
+    np.testing.assert_array_equal(batches[1]["image"][0], ref[3])  # moved over the skipped slot
+
+
+def test_mixed_tile_sizes_in_one_batch_are_an_error(tmp_path):
+    small = write_file(tmp_path / "s.tfrecords", 0, 2, size=16)
+    big = write_file(tmp_path / "b.tfrecords", 1, 2, size=24)
+    with pytest.raises(TFRecordError, match="tiles of one batch must have one size"):
+        one_epoch([str(small), str(big)], batch_size=4)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        (dict(weights=[1.0]), "weights has 1 entries but there are 2 files"),
+        (dict(weights=[1.0, -1.0]), "weights of .*f1.tfrecords is -1.0"),
+        (dict(weights=[0.0, 0.0]), "all weights are zero"),
+        (dict(weights=[1.0, float("nan")]), "must be finite"),
+        (dict(clip=[1, 2, 3]), "clip has 3 entries"),
+        (dict(clip=-1), "clip of .*f0.tfrecords is -1"),
+        (dict(clip=[1.5, 2]), "whole number"),
+        (dict(weights={"x.tfrecords": 1.0}), "weights has no entry for"),
+        (dict(on_error="ignore"), "on_error must be one of"),
+        (dict(batch_size=0), "batch_size must be >= 1"),
+        (dict(rank=2, num_replicas=2), "rank 2 is out of range"),
+        (dict(worker=1, num_workers=1), "worker 1 is out of range"),
+        (dict(labels={"a": "cat"}), "labels must be int, float or sequences"),
+        (dict(labels={"a": [1, 2], "b": [1]}), "same shape"),
+    ],
+)
+def test_bad_arguments_are_rejected_with_the_reason(tmp_path, kwargs, message):
+    paths = write_files(tmp_path, [3, 3])
+    with pytest.raises(ValueError, match=message):
+        next(make(paths, **kwargs))
+
+
+def test_weights_and_clip_accept_dicts_by_path(tmp_path):
+    paths = write_files(tmp_path, [6, 6])
+    batches = one_epoch(paths, batch_size=4, clip={paths[0]: 2, paths[1]: 3}, incl_loc=True)
+    assert sorted(f for b in batches for f, _ in pairs(b)) == [0, 0, 1, 1, 1]
+    il = make(paths, batch_size=8, weights={paths[0]: 0, paths[1]: 1}, incl_loc=True)
+    assert {f for _ in range(3) for f, _ in pairs(next(il))} == {1}
+
+
+def test_empty_files_are_allowed(fixtures_dir, tmp_path):
+    empty = tmp_path / "empty.tfrecords"
+    shutil.copy(fixtures_dir / "tfrecords" / "empty.tfrecords", empty)
+    paths = [*write_files(tmp_path, [3]), str(empty)]
+    assert sum(len(b["image"]) for b in one_epoch(paths, batch_size=2)) == 3

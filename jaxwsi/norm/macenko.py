@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from jaxwsi.norm.stain_matrix import StainMatrixNormalizer, haematoxylin_first, unit_columns
-from jaxwsi.norm.stats import masked_covariance, masked_percentile
+from jaxwsi.norm.stats import masked_covariance, masked_percentiles
 
 OD_THRESHOLD = 0.15
 ANGLE_PERCENTILE = 1.0
@@ -28,10 +28,10 @@ class MacenkoNormalizer(StainMatrixNormalizer):
         _, axes = xp.linalg.eigh(masked_covariance(density, tissue, xp))
         plane = axes[..., ::-1][..., :2]
         plane = plane * xp.where(plane[:, :1, :] < 0, -1.0, 1.0)
-        projected = xp.einsum("bni,bij->bnj", density, plane)
+        projected = density @ plane
         angle = xp.arctan2(projected[..., 1], projected[..., 0])
-        low = masked_percentile(angle, tissue, ANGLE_PERCENTILE, xp)
-        high = masked_percentile(angle, tissue, 100.0 - ANGLE_PERCENTILE, xp)
+        extremes = masked_percentiles(angle, tissue, (ANGLE_PERCENTILE, 100 - ANGLE_PERCENTILE), xp)
+        low, high = extremes[:, 0], extremes[:, 1]
         low_vector = xp.einsum("bij,bj->bi", plane, xp.stack([xp.cos(low), xp.sin(low)], axis=-1))
         high_vector = xp.einsum(
             "bij,bj->bi", plane, xp.stack([xp.cos(high), xp.sin(high)], axis=-1)
@@ -39,4 +39,4 @@ class MacenkoNormalizer(StainMatrixNormalizer):
         return unit_columns(haematoxylin_first(low_vector, high_vector, xp), xp), tissue
 
     def _concentrations(self, density: Any, stains: Any, xp: Any) -> Any:
-        return xp.einsum("bni,bji->bnj", density, xp.linalg.pinv(stains))
+        return density @ xp.swapaxes(xp.linalg.pinv(stains), 1, 2)

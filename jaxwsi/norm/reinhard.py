@@ -23,7 +23,13 @@ from typing import Any, ClassVar
 import numpy as np
 
 from jaxwsi.norm.base import StainNormalizer
-from jaxwsi.norm.color import lab_to_rgb, rgb_to_lab, to_uint8
+from jaxwsi.norm.color import (
+    lab_from_linear,
+    linear_from_lab,
+    linear_from_uint8,
+    to_uint8,
+    uint8_from_linear,
+)
 from jaxwsi.norm.stats import masked_mean_std
 
 MEAN_JITTER = np.array([3.0, 2.0, 2.0], dtype=np.float32)
@@ -36,18 +42,18 @@ MIN_TISSUE_PIXELS = 16
 
 
 def standardize_brightness(images: Any, xp: Any) -> Any:
-    """Scale each float image ``[B, H, W, 3]`` so its 90th-percentile value is 255 (clipped)."""
-    level = xp.percentile(images.reshape(images.shape[0], -1), BRIGHTNESS_PERCENTILE, axis=1)
+    """Scale each uint8 image ``[B, H, W, 3]`` so its 90th-percentile value is 255 (uint8)."""
+    values = images.astype(xp.float32)
+    level = xp.percentile(values.reshape(images.shape[0], -1), BRIGHTNESS_PERCENTILE, axis=1)
     scale = 255.0 / xp.maximum(level, 1.0)
-    return xp.clip(images * scale[:, None, None, None], 0.0, 255.0)
+    return to_uint8(values * scale[:, None, None, None], xp)
 
 
 def lab_pixels(images: Any, brightness: bool, xp: Any) -> Any:
     """L*a*b* values ``[B, N, 3]`` of uint8 images, brightness-standardized first if asked."""
-    values = images.astype(xp.float32)
     if brightness:
-        values = standardize_brightness(values, xp)
-    return rgb_to_lab(values / 255.0, xp).reshape(images.shape[0], -1, 3)
+        images = standardize_brightness(images, xp)
+    return lab_from_linear(linear_from_uint8(images, xp), xp).reshape(images.shape[0], -1, 3)
 
 
 def tissue_mask(lab: Any, threshold: float | None, xp: Any) -> Any:
@@ -92,7 +98,7 @@ class ReinhardNormalizer(StainNormalizer):
         means, stds = masked_mean_std(lab, mask, xp)
         scale = targets["target_stds"] / xp.maximum(stds, MIN_STD)
         moved = (lab - means[:, None, :]) * scale[:, None, :] + targets["target_means"][:, None, :]
-        out = to_uint8(lab_to_rgb(moved, xp) * 255.0, xp).reshape(images.shape)
+        out = uint8_from_linear(linear_from_lab(moved, xp), xp).reshape(images.shape)
         if self.mask_threshold is None:
             return out
         enough = mask.sum(axis=1) >= MIN_TISSUE_PIXELS

@@ -2,6 +2,8 @@
 
 from jaxwsi.io.errors import TFRecordError
 from jaxwsi.io.index import build_index, build_indexes, index_path, load_index, load_locations
+from jaxwsi.io.indexed_source import IndexedSource
+from jaxwsi.io.interleaver import Interleaver
 from jaxwsi.io.records import (
     TFRecordWriter,
     encode_example,
@@ -12,6 +14,8 @@ from jaxwsi.io.verify import FileReport, verify_files
 
 __all__: list[str] = [
     "FileReport",
+    "IndexedSource",
+    "Interleaver",
     "TFRecordError",
     "TFRecordWriter",
     "build_index",

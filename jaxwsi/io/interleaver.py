@@ -257,6 +257,16 @@ class Interleaver:
             out["loc_y"] = raw["loc"][:, 1].copy()
         return out
 
+    def shard_records(self) -> tuple[np.ndarray, np.ndarray]:
+        """(file index, record index) of every record of this shard, file by file (clipped)."""
+        files, records = self._loader().shard_items()
+        return np.asarray(files, dtype=np.int64), np.asarray(records, dtype=np.int64)
+
+    def load_records(self, files: Sequence[int], records: Sequence[int]) -> dict[str, np.ndarray]:
+        """The given (file, record) pairs as one batch, in order (random access)."""
+        raw = self._loader().load([int(f) for f in files], [int(r) for r in records])
+        return self._to_output(raw)
+
     def __len__(self) -> int:
         """Batches per epoch in this shard (finite streams only; before any skipped records)."""
         if self._args["infinite"]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 
 import numpy as np
 import openslide
@@ -175,3 +176,24 @@ def test_magnification_label_rois_and_cli(slides, tmp_path, fixtures_dir):
         in_hole = 300 < x < 700 and 300 < y < 700 and not (450 < x < 550 and 450 < y < 550)
         assert not in_hole
     assert main([*argv[:-2], "--roi-method", "auto"]) == 0
+
+
+def crash_on_small_slides(rgb):
+    """QC callable that kills its worker process on slides under 600 px wide (thumbnail)."""
+    if rgb.shape[1] * 2 < 600:
+        os._exit(3)
+    return np.zeros(rgb.shape[:2], bool)
+
+
+def test_worker_crash_is_reported_and_extraction_goes_on(slides, tmp_path):
+    small = synthetic_slide(tmp_path / "small.tiff", width=512, height=512, seed=9)
+    report = extract_tiles([small, *slides], tmp_path / "out", 64, 64, num_workers=1,
+                           qc=crash_on_small_slides, progress=False)  # fmt: skip
+    errors = dict(zip(report["slide"], report["error"].fillna(""), strict=True))
+    assert "worker process died" in errors["small"]
+    # Slides in flight beside it fail with it; nothing else goes wrong and nothing hangs.
+    assert all(e == "" or "worker process died" in e for e in errors.values())
+    again = extract_tiles([*slides], tmp_path / "out", 64, 64, num_workers=1,
+                          qc=crash_on_small_slides, progress=False)  # fmt: skip
+    assert again["error"].isna().all()
+    assert (again["num_tiles"] > 0).all()

@@ -254,6 +254,7 @@ def _run(jobs: list[_SlideJob], out: Path, num_workers: int, progress: bool) -> 
     states: dict[str, _SlideState] = {}
     futures: dict[Future, tuple[str, str]] = {}  # future → (slide, "plan" | "read")
     executor = _executor(num_workers)
+    pool_futures: set[Future] = set()  # futures of the current pool
     bar = tqdm(total=len(jobs), unit="slide", disable=not progress, desc="extract")
     total_tiles = 0
     try:
@@ -261,15 +262,24 @@ def _run(jobs: list[_SlideJob], out: Path, num_workers: int, progress: bool) -> 
             while queue and len(states) < num_workers + 1:
                 job = queue.pop()
                 states[job.name] = _SlideState(job, time.perf_counter())
-                futures[executor.submit(_plan_slide, job)] = (job.name, "plan")
+                future = executor.submit(_plan_slide, job)
+                futures[future] = (job.name, "plan")
+                pool_futures.add(future)
             done, _ = wait(list(futures), return_when=FIRST_COMPLETED)
+            pool_broken = False
             for future in done:
                 name, kind = futures.pop(future)
+                of_current_pool = future in pool_futures
+                pool_futures.discard(future)
                 state = states[name]
                 try:
                     result = future.result()
                 except BrokenProcessPool:
-                    state.error = "SlideError: a worker process died while reading this slide"
+                    pool_broken |= of_current_pool
+                    state.error = (
+                        "SlideError: a worker process died while this slide was in flight "
+                        "(a crash in OpenSlide or a QC callable?)"
+                    )
                 except Exception as error:  # reported per slide; the others go on
                     state.error = f"{type(error).__name__}: {error}"
                 else:
@@ -278,7 +288,9 @@ def _run(jobs: list[_SlideJob], out: Path, num_workers: int, progress: bool) -> 
                         chunks = _chunks(result)
                         state.chunks_left = len(chunks)
                         for chunk in chunks:
-                            futures[executor.submit(_read_chunk, state.job, chunk)] = (name, "read")
+                            task = executor.submit(_read_chunk, state.job, chunk)
+                            futures[task] = (name, "read")
+                            pool_futures.add(task)
                     else:
                         state.tiles.append(result)
                         state.chunks_left -= 1
@@ -289,9 +301,10 @@ def _run(jobs: list[_SlideJob], out: Path, num_workers: int, progress: bool) -> 
                     del states[name]
                     bar.update(1)
                     bar.set_postfix(tiles=total_tiles)
-            if isinstance(executor, ProcessPoolExecutor) and getattr(executor, "_broken", False):
+            if pool_broken:  # all its tasks fail with it; go on with a fresh pool
                 executor.shutdown(wait=False, cancel_futures=True)
                 executor = _executor(num_workers)
+                pool_futures = set()
     finally:
         bar.close()
         executor.shutdown(wait=True, cancel_futures=True)

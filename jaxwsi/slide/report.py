@@ -82,7 +82,7 @@ def draw_thumbnail(
 def save_image(image: Image.Image, path: Path) -> None:
     """Save a PNG atomically."""
     tmp = path.with_name(f".{path.name}.tmp")
-    image.save(tmp, format="PNG")
+    image.save(tmp, format="PNG", compress_level=1)
     os.replace(tmp, path)
 
 
@@ -129,7 +129,11 @@ Thumbnails: QC-masked areas tinted blue, kept tiles outlined green, ROIs yellow.
 
 def _card(row: dict) -> str:
     def text(value: object) -> str:
-        return "" if value is None or (isinstance(value, float) and np.isnan(value)) else str(value)
+        if value is None or (isinstance(value, float) and np.isnan(value)):
+            return ""
+        if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+            return str(int(value))
+        return str(value)
 
     fields = ("num_tiles", "tile_px", "tile_um", "mpp", "qc", "roi_method", "num_rois", "seconds")
     table = "".join(

@@ -23,7 +23,7 @@ from jaxwsi.slide.errors import MissingMPPError, SlideError
 from jaxwsi.slide.grid import TileGeometry, grid_positions, tile_geometry
 from jaxwsi.slide.roi import ROI, load_rois, roi_keep
 
-_THUMBNAIL_MAX_SIDE = 2048  # the filter/QC image aims at this size …
+_THUMBNAIL_MAX_SIDE = 1024  # the filter/QC image aims at this size …
 _THUMBNAIL_TILE_PX = 16  # … with 16 to 64 pixels per tile side
 _MAX_READ_WIDTH = 16384  # level pixels per read_region call
 _STRIP_PIXELS = 1 << 24  # pixels per read_region call when reading a whole level
@@ -138,7 +138,7 @@ class WSI:
     def thumbnail(self) -> tuple[np.ndarray, float]:
         """The image filters and QC run on, and its downsample (cached).
 
-        Its scale puts 16 to 64 pixels on a tile side; within that range, as close to 2048 px
+        Its scale puts 16 to 64 pixels on a tile side; within that range, as close to 1024 px
         on the slide's long side as it can.
         """
         if self._thumbnail is None:
@@ -230,22 +230,22 @@ class WSI:
             raise SlideError(
                 f"{self.path}: cannot read region at {origin}, level {level} ({error})"
             ) from error
+        if region.getextrema()[3][0] == 255:  # fully opaque: one conversion in C
+            return np.asarray(region.convert("RGB"))
         return rgba_to_rgb(np.asarray(region))
 
 
 def rgba_to_rgb(rgba: np.ndarray) -> np.ndarray:
     """RGB copy of an RGBA image with fully transparent pixels set to white."""
     rgb = np.ascontiguousarray(rgba[..., :3])
-    transparent = rgba[..., 3] == 0
-    if transparent.any():
-        rgb[transparent] = 255
+    rgb[rgba[..., 3] == 0] = 255
     return rgb
 
 
 def resize_tile(tile: np.ndarray, tile_px: int) -> np.ndarray:
-    """Resize a square RGB tile to ``tile_px`` (Lanczos); returns a contiguous copy."""
+    """Resize a square RGB tile to ``tile_px`` (Lanczos); returns a new writable array."""
     if tile.shape[0] == tile_px and tile.shape[1] == tile_px:
-        return np.ascontiguousarray(tile)
+        return np.array(tile)
     image = Image.fromarray(np.ascontiguousarray(tile))
     return np.asarray(image.resize((tile_px, tile_px), Image.Resampling.LANCZOS))
 

@@ -20,6 +20,7 @@ from jaxwsi.norm import (
 )
 from jaxwsi.norm.color import lab_to_rgb, rgb_to_lab
 from jaxwsi.norm.reinhard import standardize_brightness
+from jaxwsi.norm.stats import masked_percentiles, uint8_percentile
 
 METHODS = sorted(NORMALIZERS)
 JAX_METHODS = [m for m in METHODS if NORMALIZERS[m].has_jax]
@@ -260,3 +261,27 @@ def test_transform_before_fit_without_default_is_an_error(histo):
         normalizer.transform(histo)
     normalizer.fit(histo)
     assert normalizer.transform(histo).shape == histo.shape
+
+
+@pytest.mark.parametrize("length", [1, 2, 7, 1000])
+def test_uint8_percentile_equals_numpy_percentile(length):
+    values = np.random.default_rng(length).integers(0, 256, (3, length), dtype=np.uint8)
+    for q in (0.0, 1.0, 50.0, 90.0, 99.0, 100.0):
+        expected = np.percentile(values.astype(np.float64), q, axis=1)
+        np.testing.assert_allclose(uint8_percentile(values, q, np), expected, atol=1e-3)
+        got = np.asarray(uint8_percentile(jnp.asarray(values), q, jnp))
+        np.testing.assert_allclose(got, expected, atol=1e-3)
+
+
+def test_masked_percentiles_equal_numpy_on_the_selection():
+    rng = np.random.default_rng(3)
+    values = rng.normal(size=(3, 500)).astype(np.float32)
+    mask = rng.random((3, 500)) < np.array([[0.9], [0.05], [0.0]])
+    qs = (1.0, 50.0, 99.0)
+    for xp in (np, jnp):
+        got = np.asarray(masked_percentiles(xp.asarray(values), xp.asarray(mask), qs, xp))
+        for row in range(2):
+            np.testing.assert_allclose(
+                got[row], np.percentile(values[row][mask[row]], qs), rtol=1e-5
+            )
+        assert np.all(np.isnan(got[2]))

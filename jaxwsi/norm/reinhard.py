@@ -30,7 +30,7 @@ from jaxwsi.norm.color import (
     to_uint8,
     uint8_from_linear,
 )
-from jaxwsi.norm.stats import masked_mean_std
+from jaxwsi.norm.stats import masked_mean_std, uint8_percentile
 
 MEAN_JITTER = np.array([3.0, 2.0, 2.0], dtype=np.float32)
 LOG_STD_JITTER = np.float32(0.1)
@@ -43,10 +43,9 @@ MIN_TISSUE_PIXELS = 16
 
 def standardize_brightness(images: Any, xp: Any) -> Any:
     """Scale each uint8 image ``[B, H, W, 3]`` so its 90th-percentile value is 255 (uint8)."""
-    values = images.astype(xp.float32)
-    level = xp.percentile(values.reshape(images.shape[0], -1), BRIGHTNESS_PERCENTILE, axis=1)
+    level = uint8_percentile(images.reshape(images.shape[0], -1), BRIGHTNESS_PERCENTILE, xp)
     scale = 255.0 / xp.maximum(level, 1.0)
-    return to_uint8(values * scale[:, None, None, None], xp)
+    return to_uint8(images.astype(xp.float32) * scale[:, None, None, None], xp)
 
 
 def lab_pixels(images: Any, brightness: bool, xp: Any) -> Any:

@@ -136,12 +136,11 @@ fn decode_png_into(bytes: &[u8], out: &mut [u8]) -> Result<(), DecodeError> {
     Ok(())
 }
 
+/// Test images built by hand, shared with the loader's tests.
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A 2x3 RGB PNG (no compression: stored deflate block) built by hand.
-    fn tiny_png(pixels: &[u8], width: u32, height: u32, color_type: u8) -> Vec<u8> {
+pub(crate) mod testing {
+    /// A small 8-bit PNG (gray 0, RGB 2 or RGBA 6; stored deflate block) built by hand.
+    pub fn tiny_png(pixels: &[u8], width: u32, height: u32, color_type: u8) -> Vec<u8> {
         let channels = match color_type {
             0 => 1,
             2 => 3,
@@ -195,6 +194,12 @@ mod tests {
         }
         !crc
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::tiny_png;
+    use super::*;
 
     #[test]
     fn png_rgb_gray_and_rgba_decode_to_rgb() {

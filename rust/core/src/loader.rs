@@ -472,3 +472,143 @@ fn read_exact_at(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<()
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::testing::tiny_png;
+    use crate::example::encode_example;
+    use crate::framing::RecordWriter;
+
+    /// The 2x2 RGB tile of record `i` of file `f`: every byte is `10 * f + i`.
+    fn pixels(f: usize, i: usize) -> Vec<u8> {
+        vec![(10 * f + i) as u8; 12]
+    }
+
+    /// Writes files of 2x2 PNG tiles (record `bad` of file 0 gets garbage image bytes, and
+    /// record `big` of file 0 a 3x2 tile) and returns their paths and indexes.
+    fn write(
+        dir: &Path,
+        counts: &[usize],
+        bad: Option<usize>,
+        big: Option<usize>,
+    ) -> (Vec<PathBuf>, Vec<Vec<[u64; 2]>>) {
+        let mut paths = Vec::new();
+        let mut indexes = Vec::new();
+        for (f, &n) in counts.iter().enumerate() {
+            let path = dir.join(format!("f{f}.tfrecords"));
+            let mut writer = RecordWriter::new(File::create(&path).unwrap());
+            let mut index = Vec::new();
+            for i in 0..n {
+                let image = if f == 0 && bad == Some(i) {
+                    b"\x89PNG\r\n\x1a\nnot really".to_vec()
+                } else if f == 0 && big == Some(i) {
+                    tiny_png(&[0; 18], 3, 2, 2)
+                } else {
+                    tiny_png(&pixels(f, i), 2, 2, 2)
+                };
+                let slide = format!("s{f}");
+                let features = [
+                    ("image_raw", Feature::Bytes(vec![&image[..]])),
+                    ("slide", Feature::Bytes(vec![slide.as_bytes()])),
+                    ("loc_x", Feature::Int64(vec![f as i64])),
+                    ("loc_y", Feature::Int64(vec![i as i64])),
+                ];
+                let mut data = Vec::new();
+                encode_example(&features, &mut data);
+                let (offset, framed) = writer.write_record(&data).unwrap();
+                index.push([offset, framed]);
+            }
+            paths.push(path);
+            indexes.push(index);
+        }
+        (paths, indexes)
+    }
+
+    fn config(paths: Vec<PathBuf>, records: Vec<Vec<[u64; 2]>>, batch_size: usize) -> LoaderConfig {
+        LoaderConfig {
+            paths,
+            records,
+            weights: None,
+            clip: None,
+            seed: 0,
+            shard: 0,
+            num_shards: 1,
+            infinite: false,
+            shuffle: true,
+            batch_size,
+            drop_remainder: false,
+            decode: true,
+            label_rows: None,
+            on_error: OnError::Raise,
+            num_threads: 2,
+        }
+    }
+
+    fn temp_dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("jaxwsi-loader-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn a_finite_epoch_decodes_every_record_into_its_slot() {
+        let dir = temp_dir("epoch");
+        let (paths, records) = write(&dir, &[3, 4], None, None);
+        let mut loader = Loader::new(config(paths, records, 3)).unwrap();
+        let mut images = Vec::new();
+        let mut seen = Vec::new();
+        while let Some(batch) = loader.next_batch(&mut images).unwrap() {
+            assert_eq!(images.len(), batch.size * 12);
+            for (k, loc) in batch.locations.iter().enumerate() {
+                let (f, i) = (loc[0] as usize, loc[1] as usize);
+                assert_eq!(&images[k * 12..(k + 1) * 12], &pixels(f, i)[..]);
+                assert_eq!(batch.slides[k], format!("s{f}"));
+                seen.push((f, i));
+            }
+        }
+        seen.sort_unstable();
+        assert_eq!(
+            seen,
+            vec![(0, 0), (0, 1), (0, 2), (1, 0), (1, 1), (1, 2), (1, 3)]
+        );
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn skipped_records_leave_no_gap_and_raised_ones_keep_the_position() {
+        let dir = temp_dir("skip");
+        let (paths, records) = write(&dir, &[4], Some(1), None);
+        let mut cfg = config(paths, records, 4);
+        cfg.shuffle = false;
+        let mut raising = Loader::new(cfg.clone()).unwrap();
+        let mut images = Vec::new();
+        let err = raising.next_batch(&mut images).unwrap_err().to_string();
+        assert!(err.contains("f0.tfrecords: record 1"), "{err}");
+        assert_eq!(
+            raising.state().step,
+            0,
+            "a failed batch does not advance the stream"
+        );
+        cfg.on_error = OnError::Skip;
+        let mut skipping = Loader::new(cfg).unwrap();
+        let batch = skipping.next_batch(&mut images).unwrap().unwrap();
+        assert_eq!(batch.size, 3);
+        assert_eq!(batch.skipped.len(), 1);
+        assert_eq!(images, [pixels(0, 0), pixels(0, 2), pixels(0, 3)].concat());
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn tiles_of_two_sizes_in_one_batch_are_an_error() {
+        let dir = temp_dir("sizes");
+        let (paths, records) = write(&dir, &[3], None, Some(2));
+        let mut loader = Loader::new(config(paths, records, 3)).unwrap();
+        let err = loader.next_batch(&mut Vec::new()).unwrap_err().to_string();
+        assert!(
+            err.contains("tiles of one batch must have one size"),
+            "{err}"
+        );
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}

@@ -1,0 +1,277 @@
+"""Benchmark: decoded tiles/s of the native interleaving loader against the anchors and the limit.
+
+On one generated set of TFRecords (Slideflow defaults: 299×299 JPEG q95 tiles of real H&E
+texture, resampled from tests/fixtures/images/histo.jpg), batch 64, weighted over files, all
+in one run:
+- jaxwsi.io.Interleaver with 1 … all threads (read + CRC verify + parse + decode to uint8);
+- the libjpeg-turbo limit: `tjbench` decode rate of a tile × cores (Debian libjpeg-turbo-progs;
+  if absent, Pillow's single-thread decode rate × cores, and the table says so);
+- tf.data best practice (interleave, parse, decode_jpeg, batch, prefetch) when tensorflow is
+  importable (never a jaxwsi dependency);
+- the pure-Python `tfrecord` reader (multi_tfrecord_loader, weighted) + Pillow, one thread, as
+  under Slideflow's PyTorch loader;
+- Grain's experimental.TFRecordIterDataset per file, interleaved, + Pillow decode in .map.
+Peak RSS of the jaxwsi loader is measured in fresh processes over half and all of the files.
+
+Run: .venv/bin/python experiments/bench_loader.py [--files 32 --tiles 64 --seconds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from jaxwsi.io import Interleaver, TFRecordWriter
+
+TILE = 299
+BATCH = 64
+HISTO = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "images" / "histo.jpg"
+
+
+def make_tiles(rng: np.random.Generator, n: int) -> list[bytes]:
+    """JPEG q95 tiles: random rescale (1–2×), crop, rotation and flip of the H&E image."""
+    source = Image.open(HISTO).convert("RGB")
+    tiles = []
+    for _ in range(n):
+        scale = rng.uniform(1.0, 2.0)
+        w, h = int(source.width * scale), int(source.height * scale)
+        big = source.resize((w, h), Image.BICUBIC)
+        x, y = rng.integers(0, w - TILE), rng.integers(0, h - TILE)
+        tile = big.crop((x, y, x + TILE, y + TILE)).rotate(90 * int(rng.integers(4)))
+        if rng.random() < 0.5:
+            tile = tile.transpose(Image.FLIP_LEFT_RIGHT)
+        buf = io.BytesIO()
+        tile.save(buf, format="JPEG", quality=95)
+        tiles.append(buf.getvalue())
+    return tiles
+
+
+def write_dataset(folder: Path, files: int, tiles: int, seed: int = 0) -> list[str]:
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    pool = make_tiles(rng, 256)  # reused across files; every record is its own JPEG stream
+    paths = []
+    for f in range(files):
+        path = folder / f"slide{f:03d}.tfrecords"
+        paths.append(str(path))
+        if path.exists():
+            continue
+        with TFRecordWriter(path) as writer:
+            for i in range(tiles):
+                writer.write(
+                    {
+                        "image_raw": pool[int(rng.integers(len(pool)))],
+                        "slide": f"slide{f:03d}",
+                        "loc_x": i,
+                        "loc_y": f,
+                    }
+                )
+    return paths
+
+
+def rate(next_batch, seconds: float) -> tuple[float, float]:
+    """Decoded tiles per wall second and per CPU second (all threads of this process) of
+    `next_batch()` (returns a batch of tiles), after two warm-up batches. The CPU rate does
+    not depend on other load on the machine; the wall rate does."""
+    next_batch()
+    next_batch()
+    tiles, start, cpu = 0, time.perf_counter(), time.process_time()
+    while time.perf_counter() - start < seconds:
+        tiles += len(next_batch())
+    return tiles / (time.perf_counter() - start), tiles / (time.process_time() - cpu)
+
+
+def bench_jaxwsi(paths, weights, threads: int, seconds: float) -> tuple[float, float]:
+    il = Interleaver(paths, weights=weights, batch_size=BATCH, num_threads=threads, rank=0,
+                     num_replicas=1)  # fmt: skip
+    return rate(lambda: next(il)["image"], seconds)
+
+
+def pillow_decode(data: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+
+
+def bench_tfrecord_pillow(paths, weights, seconds: float) -> tuple[float, float]:
+    from tfrecord.reader import multi_tfrecord_loader
+
+    folder = os.path.dirname(paths[0])
+    splits = {Path(p).stem: w for p, w in zip(paths, weights, strict=True)}
+    loader = multi_tfrecord_loader(
+        os.path.join(folder, "{}.tfrecords"), None, splits, description={"image_raw": "byte"}
+    )
+
+    def batch():
+        tiles = [pillow_decode(bytes(next(loader)["image_raw"])) for _ in range(BATCH)]
+        return np.stack(tiles)
+
+    return rate(batch, seconds)
+
+
+def _grain_parse_decode(record: bytes) -> np.ndarray:
+    from tfrecord import example_pb2
+
+    example = example_pb2.Example()
+    example.ParseFromString(record)
+    return pillow_decode(example.features.feature["image_raw"].bytes_list.value[0])
+
+
+def bench_grain_pillow(paths, seconds: float, cores: int) -> tuple[float, float]:
+    import grain
+
+    sources = [grain.experimental.TFRecordIterDataset(p) for p in paths]
+    ds = grain.experimental.InterleaveIterDataset(sources, cycle_length=cores)
+    ds = ds.map(_grain_parse_decode).batch(BATCH, drop_remainder=True)
+    it = iter(ds)
+    return rate(lambda: next(it), seconds)
+
+
+def bench_tfdata(paths, weights, seconds: float) -> tuple[float, float] | None:
+    try:
+        import tensorflow as tf
+    except ImportError:
+        return None
+    files = [tf.data.TFRecordDataset(p).repeat() for p in paths]
+    probabilities = list(np.asarray(weights) / sum(weights))
+    ds = tf.data.Dataset.sample_from_datasets(files, weights=probabilities)
+    spec = {"image_raw": tf.io.FixedLenFeature([], tf.string)}
+
+    def parse(x):
+        return tf.io.decode_jpeg(tf.io.parse_single_example(x, spec)["image_raw"], channels=3)
+
+    ds = ds.map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
+    it = iter(ds.batch(BATCH).prefetch(tf.data.AUTOTUNE))
+    return rate(lambda: next(it).numpy(), seconds)
+
+
+def decode_limit(tile: bytes, cores: int, seconds: float) -> tuple[float, float, str]:
+    """libjpeg-turbo on one tile: (tiles/s on all cores, tiles per CPU second, how measured).
+
+    tjbench × cores when tjbench exists (its CPU rate is estimated from the child's CPU time,
+    assuming warm-up ran at the timed rate), else Pillow's single-thread rate × cores."""
+    tjbench = shutil.which("tjbench")
+    if tjbench:
+        tmp = Path("/tmp/jaxwsi_bench_tile.jpg")
+        tmp.write_bytes(tile)
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        out = subprocess.run([tjbench, str(tmp), "-benchtime", str(seconds), "-warmup", "1"],
+                             capture_output=True, text=True, check=True).stdout  # fmt: skip
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+        fps = [float(line.split()[-2]) for line in out.splitlines() if "Frame rate" in line]
+        if fps:
+            per_cpu = fps[0] * (seconds + 1) / cpu
+            name = f"tjbench (libjpeg-turbo {_tjbench_version()}), {fps[0]:.0f} tiles/s × {cores}"
+            return fps[0] * cores, per_cpu, name
+    wall, per_cpu = rate(lambda: [pillow_decode(tile) for _ in range(BATCH)], seconds)
+    return wall * cores, per_cpu, f"Pillow single-thread decode × {cores} (no tjbench)"
+
+
+def _tjbench_version() -> str:
+    out = subprocess.run(["dpkg-query", "-W", "-f=${Version}", "libjpeg-turbo-progs"],
+                         capture_output=True, text=True).stdout  # fmt: skip
+    return out.strip() or "unknown version"
+
+
+def rss_probe(paths: list[str], seconds: float) -> None:
+    """Child mode: print RSS (MiB) before the first batch and the peak after running."""
+    il = Interleaver(paths, batch_size=BATCH, rank=0, num_replicas=1)
+    il.get_state()  # builds the native loader (indexes, plan) before the baseline
+    baseline = _current_rss_mib()
+    rate(lambda: next(il)["image"], seconds)
+    print(baseline, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+
+
+def _current_rss_mib() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def peak_rss(paths: list[str], seconds: float) -> tuple[float, float]:
+    cmd = [sys.executable, __file__, "--rss-probe", json.dumps(paths), "--seconds", str(seconds)]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.split()
+    return float(out[-2]), float(out[-1])
+
+
+def machine() -> str:
+    model = next(
+        (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+         if line.startswith("model name")),
+        platform.processor(),
+    )  # fmt: skip
+    return f"{model}, {len(os.sched_getaffinity(0))} cores, Python {platform.python_version()}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--files", type=int, default=32)
+    parser.add_argument("--tiles", type=int, default=64, help="tiles per file")
+    parser.add_argument("--seconds", type=float, default=3.0, help="timing window per row")
+    parser.add_argument("--folder", default="/tmp/jaxwsi_bench_loader")
+    parser.add_argument("--rss-probe", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.rss_probe:
+        rss_probe(json.loads(args.rss_probe), args.seconds)
+        return
+    cores = len(os.sched_getaffinity(0))
+    folder = Path(args.folder) / f"{args.files}x{args.tiles}"
+    paths = write_dataset(folder, args.files, args.tiles)
+    weights = list(np.random.default_rng(1).uniform(0.5, 2.0, len(paths)))
+    size_mb = sum(os.path.getsize(p) for p in paths) / 1e6
+    print(f"# {machine()}; {len(paths)} files × {args.tiles} tiles, {size_mb:.0f} MB, "
+          f"{TILE}px JPEG q95, batch {BATCH}, page cache warm")  # fmt: skip
+    print(f"# load average before: {os.getloadavg()[0]:.2f}")
+    rows: list[tuple[str, tuple[float, float] | None]] = []
+    limit, limit_cpu, limit_name = decode_limit(_first_tile(paths[0]), cores, args.seconds)
+    for threads in range(1, cores + 1):
+        name = f"jaxwsi Interleaver, {threads} thread(s)"
+        rows.append((name, bench_jaxwsi(paths, weights, threads, args.seconds)))
+    rows.append(("tf.data best practice", bench_tfdata(paths, weights, args.seconds)))
+    name = "tfrecord (pure Python, weighted) + Pillow, 1 thread"
+    rows.append((name, bench_tfrecord_pillow(paths, weights, args.seconds)))
+    name = f"Grain TFRecordIterDataset + Pillow (interleave {cores} files, unweighted)"
+    rows.append((name, bench_grain_pillow(paths, args.seconds, cores)))
+    print(f"# load average after: {os.getloadavg()[0]:.2f}")
+    print(
+        "\n| loader | tiles/s (wall) | % of limit | tiles per CPU-second | % of per-core limit |"
+        "\n|---|---:|---:|---:|---:|"
+    )
+    print(f"| limit: {limit_name} | {limit:,.0f} | 100% | {limit_cpu:,.0f} | 100% |")
+    for name, value in rows:
+        if value is None:
+            print(f"| {name} | not run (tensorflow not installed) | | | |")
+        else:
+            wall, cpu = value
+            print(
+                f"| {name} | {wall:,.0f} | {100 * wall / limit:.0f}% | {cpu:,.0f} | "
+                f"{100 * cpu / limit_cpu:.0f}% |"
+            )
+    for subset in (paths[: len(paths) // 2], paths):
+        baseline, peak = peak_rss(subset, args.seconds)
+        print(
+            f"\njaxwsi loader process over {len(subset)} files: RSS {baseline:.0f} MiB after "
+            f"imports and index load, peak {peak:.0f} MiB while loading"
+        )
+
+
+def _first_tile(path: str) -> bytes:
+    from jaxwsi.io import read_records
+
+    return next(iter(read_records(path)))["image_raw"]
+
+
+if __name__ == "__main__":
+    main()

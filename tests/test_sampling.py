@@ -154,3 +154,14 @@ def test_rank_and_replicas_default_to_the_jax_process(files):
     assert (il.shard, il.num_shards) == (0, 1)
     il = Interleaver(files, batch_size=2, num_workers=4, worker=3)
     assert (il.shard, il.num_shards) == (3, 4)
+
+
+def test_with_drop_remainder_every_shard_yields_the_same_number_of_batches(files):
+    # 76 clipped records over 5 shards: sizes 16, 15, 15, 15, 15. The 16-record shard could
+    # make 4 batches of 4, the others 3; all must stop at 3 or multi-host steps would diverge.
+    counts = []
+    for worker in range(5):
+        il = Interleaver(files, batch_size=4, infinite=False, num_workers=5, worker=worker,
+                         clip=[32, 25, 7, 12], rank=0, num_replicas=1, decode=False)  # fmt: skip
+        counts.append((il.num_records, len(il), sum(1 for _ in il)))
+    assert sorted(counts) == [(15, 3, 3)] * 4 + [(16, 3, 3)]

@@ -187,12 +187,14 @@ impl Loader {
     }
 
     /// Batches per epoch in this shard (finite streams), before any skipped records.
+    /// With `drop_remainder`, every shard yields the same number of batches (that of the
+    /// smallest shard), so all hosts of a data-parallel job run the same number of steps.
     pub fn batches_per_epoch(&self) -> u64 {
-        let (n, b) = (self.plan.len(), self.config.batch_size as u64);
+        let b = self.config.batch_size as u64;
         if self.config.drop_remainder {
-            n / b
+            self.plan.smallest_shard_len() / b
         } else {
-            n.div_ceil(b)
+            self.plan.len().div_ceil(b)
         }
     }
 
@@ -231,6 +233,11 @@ impl Loader {
     }
 
     fn fill_batch(&mut self, images: &mut Vec<u8>) -> Result<Option<Batch>, LoaderError> {
+        let b = self.config.batch_size as u64;
+        let equal_batches = !self.config.infinite && self.config.drop_remainder;
+        if equal_batches && self.plan.step() / b >= self.batches_per_epoch() {
+            return Ok(None);
+        }
         let mut batch = Batch::default();
         while batch.size < self.config.batch_size {
             let want = self.config.batch_size - batch.size;

@@ -274,6 +274,8 @@ pub struct Plan {
     infinite: bool,
     shuffle: bool,
     parts: Vec<Part>,
+    /// Kept records over all shards.
+    total: u64,
     weights: Vec<u64>,
     chooser: WeightedChoice,
     epoch: u64,
@@ -335,6 +337,7 @@ impl Plan {
             infinite: spec.infinite,
             shuffle: spec.shuffle,
             chooser: WeightedChoice::new(&weights),
+            total: kept.iter().map(|r| r.len() as u64).sum(),
             parts,
             weights,
             epoch: 0,
@@ -347,6 +350,16 @@ impl Plan {
     /// The records this shard reads per epoch (the length of a finite stream).
     pub fn len(&self) -> u64 {
         self.parts.iter().map(|p| p.records.len() as u64).sum()
+    }
+
+    /// Records per epoch in the smallest shard (all shards hold this many or one more).
+    pub fn smallest_shard_len(&self) -> u64 {
+        self.total / self.num_shards
+    }
+
+    /// Draws made so far this epoch.
+    pub fn step(&self) -> u64 {
+        self.step
     }
 
     /// Whether this shard has no records at all.

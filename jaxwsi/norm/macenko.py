@@ -27,7 +27,7 @@ class MacenkoNormalizer(StainMatrixNormalizer):
         tissue = xp.all(density >= OD_THRESHOLD, axis=-1)
         _, axes = xp.linalg.eigh(masked_covariance(density, tissue, xp))
         plane = axes[..., ::-1][..., :2]
-        plane = plane * xp.where(plane[:, :1, :] < 0, -1.0, 1.0)
+        plane = xp.where(plane[:, :1, :] < 0, -plane, plane)
         projected = density @ plane
         angle = xp.arctan2(projected[..., 1], projected[..., 0])
         extremes = masked_percentiles(angle, tissue, (ANGLE_PERCENTILE, 100 - ANGLE_PERCENTILE), xp)

@@ -22,10 +22,12 @@ from __future__ import annotations
 
 import argparse
 import io
+import multiprocessing
 import os
 import platform
 import shutil
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -137,6 +139,10 @@ def main() -> None:
         f"{time.strftime('%Y-%m-%d %H:%M')}; {_cpu_model()}, {cpus} CPUs; load average "
         f"{os.getloadavg()[0]:.1f}; slide {args.size}x{args.size} px at {MPP} µm/px"
     )
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(1, mp_context=context) as pool:
+        _, seconds = timed(lambda: pool.submit(os.getpid).result())
+    print(f"one spawned worker starts in {seconds:.1f} s (it imports this script and jaxwsi)")
     for name in args.configs:
         bench(slide_path, args.workdir, *CONFIGS[name], cpus)
 

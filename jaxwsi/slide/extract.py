@@ -70,6 +70,10 @@ class ExtractionSettings:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        if self.tile_px < 1 or self.stride_div < 1:
+            raise ValueError(
+                f"tile_px and stride_div must be positive, got {self.tile_px}, {self.stride_div}"
+            )
         parse_magnification(self.tile_um)
         check_qc(self.qc)
         if self.roi_method not in ROI_METHODS:
@@ -162,9 +166,12 @@ def extract_tiles(
     ``WSI`` for ROIs (``{roi_dir}/{slide}.csv`` or ``.geojson``), filters and QC, whose
     arguments are passed through. ``num_workers`` processes (default: all CPUs; 0 runs in this
     process) do the work. ``shard=(i, n)`` keeps every n-th slide from the i-th (slides sorted by
-    name), so n jobs can share a slide list. Finished slides are skipped unless ``overwrite``. An
+    name), so n jobs can share a slide list. Finished slides are skipped unless ``overwrite``
+    (even when other settings are asked for: the report lists each slide's settings). An
     unreadable slide is reported with its error and the others go on. Writes
     ``extraction_report.csv``/``.html`` describing every slide extracted into the folder.
+    A slide's encoded tiles are held in memory until its TFRecord is written. A ``qc`` callable
+    must be picklable (a module-level function) to reach the workers.
     """
     settings = ExtractionSettings(
         tile_px=int(tile_px),
@@ -308,6 +315,7 @@ def _run(jobs: list[_SlideJob], out: Path, num_workers: int, progress: bool) -> 
     finally:
         bar.close()
         executor.shutdown(wait=True, cancel_futures=True)
+        _close_cached_slide()  # opened in this process when num_workers=0
 
 
 def _executor(num_workers: int) -> Executor:
@@ -380,12 +388,18 @@ def _plan_slide(job: _SlideJob) -> _SlidePlan:
 _open_slide: tuple[_SlideJob, WSI] | None = None  # per worker process: the slide last read
 
 
+def _close_cached_slide() -> None:
+    global _open_slide
+    if _open_slide is not None:
+        _open_slide[1].close()
+        _open_slide = None
+
+
 def _read_chunk(job: _SlideJob, indices: np.ndarray) -> list[tuple[int, bytes]]:
     """Worker task: read and encode some tiles of one slide → [(grid index, image bytes)]."""
     global _open_slide
     if _open_slide is None or _open_slide[0] != job:
-        if _open_slide is not None:
-            _open_slide[1].close()
+        _close_cached_slide()
         _open_slide = (job, job.open())
     wsi = _open_slide[1]
     s = job.settings

@@ -21,7 +21,7 @@ from jaxwsi.data.augment import (
     parse_augment,
     rotate90,
 )
-from jaxwsi.data.augment_jax import apply_geometric, draw_geometric, random_geometric
+from jaxwsi.data.augment_jax import apply_jax, draw_jax, gaussian_blur_jax, random_augment_jax
 from jaxwsi.data.example_rng import example_generators
 from jaxwsi.data.standardize import standardize, standardize_jax
 
@@ -142,30 +142,56 @@ def test_augment_rejects_bad_inputs(tiles):
         draw_augment("n", example_generators(np.random.default_rng(0), 2))
 
 
+def as_jax_draws(drawn: list[AugmentDraw]) -> tuple:
+    """numpy draws in the layout apply_jax takes."""
+    layout = {"r": lambda d: d.value, "b": lambda d: (d.apply, d.value.astype(np.float32))}
+    return tuple(layout.get(d.letter, lambda d: d.apply)(d) for d in drawn)
+
+
 @pytest.mark.parametrize("order", ["xyr", "rx", "ryx", "yy"])
 def test_jax_geometry_matches_numpy_on_the_same_draws(tiles, order):
     drawn = draw_augment(order, example_generators(np.random.default_rng(11), len(tiles)))
     expected = apply_augment(tiles, drawn)
-    jax_draws = tuple(jnp.asarray(d.value if d.letter == "r" else d.apply) for d in drawn)
-    got = apply_geometric(jnp.asarray(tiles), order, jax_draws)
+    got = apply_jax(jnp.asarray(tiles), order, as_jax_draws(drawn))
     np.testing.assert_array_equal(np.asarray(got), expected)
 
 
-def test_jax_random_geometry_is_seeded_and_has_the_right_rates():
+def test_jax_blur_matches_scipy_within_one_level(tiles):
+    sigma = np.array([0.5, 0.74, 1.0, 1.3, 1.62, 2.0, 1.1, 0.9, 1.9], dtype=np.float32)
+    apply = np.arange(len(tiles)) != 6
+    drawn = [AugmentDraw("b", apply, sigma)]
+    expected = apply_augment(tiles, drawn)
+    got = np.asarray(apply_jax(jnp.asarray(tiles), "b", as_jax_draws(drawn)))
+    np.testing.assert_array_equal(got[6], tiles[6])
+    difference = np.abs(got.astype(int) - expected)
+    assert difference.max() <= 1 and difference.mean() < 0.01, (difference.max(), difference.mean())
+    assert (
+        np.asarray(
+            gaussian_blur_jax(jnp.asarray(tiles), jnp.asarray(apply), jnp.asarray(sigma))
+        ).dtype
+        == np.uint8
+    )
+
+
+def test_jax_random_augment_is_seeded_and_has_the_right_rates():
     key = jax.random.key(0)
     images = jnp.asarray(np.random.default_rng(0).integers(0, 255, (6, 5, 5, 3), dtype=np.uint8))
-    out = random_geometric(images, key, "xyr")
-    np.testing.assert_array_equal(np.asarray(out), np.asarray(random_geometric(images, key, "xyr")))
-    assert not np.array_equal(
-        np.asarray(out), np.asarray(random_geometric(images, jax.random.key(1)))
+    out = random_augment_jax(images, key, "xyrb")
+    np.testing.assert_array_equal(
+        np.asarray(out), np.asarray(random_augment_jax(images, key, "xyrb"))
     )
-    flips_x, flips_y, turns = (np.asarray(a) for a in draw_geometric(key, N_DRAWS, "xyr"))
+    other = random_augment_jax(images, jax.random.key(1))
+    assert not np.array_equal(np.asarray(out), np.asarray(other))
+    flips_x, flips_y, turns, (blurs, sigma) = draw_jax(key, N_DRAWS, "xyrb")
+    flips_x, flips_y, turns, blurs, sigma = map(np.asarray, (flips_x, flips_y, turns, blurs, sigma))
+    assert binomtest(int(blurs.sum()), N_DRAWS, 0.1).pvalue > P_MIN
+    assert sigma.min() >= 0.5 and sigma.max() <= 2.0 and abs(sigma.mean() - 1.25) < 0.03
     assert binomtest(int(flips_x.sum()), N_DRAWS, 0.5).pvalue > P_MIN
     assert binomtest(int(flips_y.sum()), N_DRAWS, 0.5).pvalue > P_MIN
     assert chisquare(np.bincount(turns, minlength=4)).pvalue > P_MIN
     assert not np.array_equal(flips_x, flips_y)
     with pytest.raises(ValueError, match="JAX augmentation runs only"):
-        random_geometric(images, key, "xj")
+        random_augment_jax(images, key, "xj")
 
 
 def test_standardize_numpy_and_jax(tiles):

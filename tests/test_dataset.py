@@ -282,3 +282,20 @@ def test_annotations_are_a_copy_and_repr_is_short(dataset):
     assert dataset.labels("kind")[1] == ["normal", "tumor"]
     text = repr(dataset.split("kind", k_fold=2, seed=0)[0][0])
     assert "filtered_columns=['slide']" in text and len(text) < 200
+
+
+def test_grain_dataset_reads_the_balanced_clipped_dataset(dataset):
+    ready = dataset.clip(strategy="slide").balance(strategy="slide")  # 7 tiles from each
+    source = ready.grain(
+        "kind", batch_size=3, infinite=False, drop_remainder=False, incl_slidenames=True, rank=0,
+        num_replicas=1,
+    )  # fmt: skip
+    assert source.interleaver_args["clip"] == [7, 7, 7]
+    assert source.interleaver_args["weights"] == pytest.approx([1 / 3] * 3)
+    labels, _ = ready.labels("kind")
+    per_slide: Counter[str] = Counter()
+    for batch in source.map(lambda b: b):
+        slides = [str(s) for s in batch["slide"]]
+        per_slide.update(slides)
+        assert list(batch["label"]) == [labels[s] for s in slides]
+    assert per_slide == {"slide_a": 7, "slide_b": 7, "slide_c": 7}

@@ -38,6 +38,7 @@ from jaxwsi.data.labels import (
     slide_labels,
 )
 from jaxwsi.data.patient_splits import patient_table, split_patients
+from jaxwsi.data.pipeline import InterleavedDataset, interleaved_dataset
 from jaxwsi.data.splits import check_split_strategy
 from jaxwsi.data.tfrecord_files import TFRecordSource, count_tiles, find_tfrecords
 from jaxwsi.io.interleaver import Interleaver
@@ -415,9 +416,7 @@ class Dataset:
 
     def grain(
         self, labels: LabelsArg = None, *, use_float: UseFloat = False, **options: Any
-    ) -> Any:
-        """A Grain ``IterDataset`` (`jaxwsi.data.interleaved_dataset`) over this dataset, with the
-        same arguments as `interleaver`."""
-        from jaxwsi.data import interleaved_dataset
-
+    ) -> InterleavedDataset:
+        """A Grain ``IterDataset`` (`jaxwsi.data.interleaved_dataset`) of batches from this
+        dataset, with the same arguments as `interleaver`."""
         return interleaved_dataset(**self._loader_arguments(labels, use_float), **options)

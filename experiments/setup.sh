@@ -9,6 +9,18 @@ if ! command -v cargo >/dev/null 2>&1; then
     echo "setup: cargo not found; jaxwsi needs a Rust toolchain (https://rustup.rs)" >&2
     exit 1
 fi
+# The JPEG decoder builds the bundled libjpeg-turbo from source: it needs cmake and nasm.
+if ! command -v cmake >/dev/null 2>&1 || ! command -v nasm >/dev/null 2>&1; then
+    sudo_cmd=""
+    if [ "$(id -u)" != 0 ] && command -v sudo >/dev/null 2>&1; then sudo_cmd="sudo"; fi
+    if command -v apt-get >/dev/null 2>&1 && { [ "$(id -u)" = 0 ] || [ -n "$sudo_cmd" ]; }; then
+        $sudo_cmd apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq cmake nasm >/dev/null
+    else
+        echo "setup: install cmake and nasm (needed to build libjpeg-turbo), then rerun" >&2
+        exit 1
+    fi
+fi
 if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv
     .venv/bin/python -m pip install --quiet --upgrade pip

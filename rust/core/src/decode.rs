@@ -1,12 +1,37 @@
-//! Tile decode: JPEG (zune-jpeg) and PNG (zune-png) to RGB uint8, straight into a caller's
-//! slot of a batch buffer. The format is sniffed from the magic bytes, as Slideflow does.
+//! Tile decode: JPEG (libjpeg-turbo 3 through `turbojpeg`, built from source) and PNG
+//! (zune-png) to RGB uint8, straight into a caller's slot of a batch buffer. The format is
+//! sniffed from the magic bytes, as Slideflow does.
+//!
+//! libjpeg-turbo was measured at about 1.3× zune-jpeg's tiles per CPU-second on 299 px q95
+//! tiles (see BENCHMARKS.md, "Loader"); its default ISLOW DCT with fancy upsampling gives the
+//! same pixels as Pillow and as TensorFlow's `dct_method="INTEGER_ACCURATE"`.
+use std::cell::RefCell;
 use std::fmt;
 
+use turbojpeg::{Decompressor, Image, PixelFormat};
 use zune_core::bytestream::ZCursor;
 use zune_core::colorspace::ColorSpace;
 use zune_core::options::DecoderOptions;
-use zune_jpeg::JpegDecoder;
 use zune_png::PngDecoder;
+
+thread_local! {
+    /// One TurboJPEG decompressor per thread (creating one allocates).
+    static JPEG: RefCell<Option<Decompressor>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` with this thread's decompressor.
+fn with_jpeg<T>(
+    f: impl FnOnce(&mut Decompressor) -> turbojpeg::Result<T>,
+) -> Result<T, DecodeError> {
+    let jpeg_error = |e: turbojpeg::Error| DecodeError(format!("JPEG: {e}"));
+    JPEG.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        if slot.is_none() {
+            *slot = Some(Decompressor::new().map_err(jpeg_error)?);
+        }
+        f(slot.as_mut().expect("set above")).map_err(jpeg_error)
+    })
+}
 
 /// Encoded image formats the decoder understands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -56,9 +81,8 @@ pub fn sniff(bytes: &[u8]) -> Result<ImageFormat, DecodeError> {
     }
 }
 
-fn options() -> DecoderOptions {
+fn png_options() -> DecoderOptions {
     DecoderOptions::default()
-        .jpeg_set_out_colorspace(ColorSpace::RGB)
         .png_set_strip_to_8bit(true)
         .set_max_width(1 << 16)
         .set_max_height(1 << 16)
@@ -67,16 +91,12 @@ fn options() -> DecoderOptions {
 /// Reads only the header of an encoded image: its size.
 pub fn read_size(bytes: &[u8]) -> Result<Size, DecodeError> {
     match sniff(bytes)? {
-        ImageFormat::Jpeg => {
-            let mut decoder = JpegDecoder::new_with_options(ZCursor::new(bytes), options());
-            decoder
-                .decode_headers()
-                .map_err(|e| DecodeError(format!("JPEG: {e:?}")))?;
-            let (width, height) = decoder.dimensions().expect("headers were decoded");
-            Ok(Size { height, width })
-        }
+        ImageFormat::Jpeg => with_jpeg(|d| d.read_header(bytes)).map(|h| Size {
+            height: h.height,
+            width: h.width,
+        }),
         ImageFormat::Png => {
-            let mut decoder = PngDecoder::new_with_options(ZCursor::new(bytes), options());
+            let mut decoder = PngDecoder::new_with_options(ZCursor::new(bytes), png_options());
             decoder
                 .decode_headers()
                 .map_err(|e| DecodeError(format!("PNG: {e:?}")))?;
@@ -96,21 +116,33 @@ pub fn decode_rgb_into(bytes: &[u8], size: Size, out: &mut [u8]) -> Result<(), D
             found.height, found.width, size.height, size.width
         )));
     }
-    debug_assert_eq!(out.len(), size.rgb_bytes());
+    if out.len() != size.rgb_bytes() {
+        return Err(DecodeError(format!(
+            "output slot holds {} bytes, a {}x{} RGB tile needs {}",
+            out.len(),
+            size.height,
+            size.width,
+            size.rgb_bytes()
+        )));
+    }
     match sniff(bytes)? {
-        ImageFormat::Jpeg => {
-            let mut decoder = JpegDecoder::new_with_options(ZCursor::new(bytes), options());
-            decoder
-                .decode_into(out)
-                .map_err(|e| DecodeError(format!("JPEG: {e:?}")))
-        }
+        ImageFormat::Jpeg => with_jpeg(|d| {
+            let image = Image {
+                pixels: out,
+                width: size.width,
+                pitch: size.width * 3,
+                height: size.height,
+                format: PixelFormat::RGB,
+            };
+            d.decompress(bytes, image)
+        }),
         ImageFormat::Png => decode_png_into(bytes, out),
     }
 }
 
 fn decode_png_into(bytes: &[u8], out: &mut [u8]) -> Result<(), DecodeError> {
     let png_error = |e| DecodeError(format!("PNG: {e:?}"));
-    let mut decoder = PngDecoder::new_with_options(ZCursor::new(bytes), options());
+    let mut decoder = PngDecoder::new_with_options(ZCursor::new(bytes), png_options());
     decoder.decode_headers().map_err(png_error)?;
     let colorspace = decoder.colorspace().expect("headers were decoded");
     if colorspace == ColorSpace::RGB {

@@ -6,6 +6,8 @@ import math
 
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from jaxwsi.data.balance import balance_weights
 from jaxwsi.data.clip import clip_counts
@@ -151,3 +153,43 @@ def test_clip_nothing_to_clip_returns_none():
 def test_clip_bad_input(kwargs, message):
     with pytest.raises(DatasetError, match=message):
         clip_counts(TILES, **kwargs)
+
+
+_TABLES = st.lists(
+    st.tuples(st.integers(0, 3), st.integers(1, 60), st.sampled_from("XYZ")), min_size=1, max_size=8
+)
+
+
+def _table(rows):
+    index = [f"r{i}" for i in range(len(rows))]
+    tiles = pd.DataFrame(
+        {"patient": [f"P{p}" for p, _, _ in rows], "tiles": [n for _, n, _ in rows]}, index=index
+    )
+    return tiles, pd.Series([c for _, _, c in rows], index=index)
+
+
+@settings(max_examples=40, deadline=None)
+@given(_TABLES, st.sampled_from(["tile", "slide", "patient", "category"]))
+def test_balance_weights_are_a_distribution(rows, strategy):
+    tiles, categories = _table(rows)
+    weights = balance_weights(tiles, strategy, categories)
+    assert set(weights) == set(tiles.index)
+    assert all(w > 0 for w in weights.values())
+    assert sum(weights.values()) == pytest.approx(1.0)
+    if strategy == "category":  # every category gets the same mass
+        mass = pd.Series(weights).groupby(categories).sum()
+        assert mass.to_numpy() == pytest.approx([1 / len(mass)] * len(mass))
+
+
+@settings(max_examples=40, deadline=None)
+@given(_TABLES, st.sampled_from([None, "slide", "patient", "category"]), st.integers(0, 30))
+def test_clips_never_exceed_the_tiles(rows, strategy, max_tiles):
+    tiles, categories = _table(rows)
+    clips = clip_counts(tiles, max_tiles, strategy, categories)
+    if clips is None:
+        assert max_tiles == 0 and strategy is None
+        return
+    for path, n in tiles["tiles"].items():
+        assert 0 <= clips[path] <= n
+        if max_tiles and strategy != "category":
+            assert clips[path] <= max_tiles

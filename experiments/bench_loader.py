@@ -155,26 +155,33 @@ def bench_tfdata(paths, weights, seconds: float) -> tuple[float, float] | None:
     return rate(lambda: next(it).numpy(), seconds)
 
 
-def decode_limit(tile: bytes, cores: int, seconds: float) -> tuple[float, float, str]:
-    """libjpeg-turbo on one tile: (tiles/s on all cores, tiles per CPU second, how measured).
+def decode_limit(tiles: list[bytes], cores: int, seconds: float) -> tuple[float, float, str]:
+    """libjpeg-turbo on sample tiles: (tiles/s on all cores, tiles per CPU second, how).
 
-    tjbench × cores when tjbench exists (its CPU rate is estimated from the child's CPU time,
-    assuming warm-up ran at the timed rate), else Pillow's single-thread rate × cores."""
+    tjbench on each sample tile (no warm-up; CPU time from the child's rusage), averaged as
+    time per tile, × cores; without tjbench, Pillow's single-thread decode × cores."""
     tjbench = shutil.which("tjbench")
     if tjbench:
-        tmp = Path("/tmp/jaxwsi_bench_tile.jpg")
-        tmp.write_bytes(tile)
-        before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        out = subprocess.run([tjbench, str(tmp), "-benchtime", str(seconds), "-warmup", "1"],
-                             capture_output=True, text=True, check=True).stdout  # fmt: skip
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-        fps = [float(line.split()[-2]) for line in out.splitlines() if "Frame rate" in line]
-        if fps:
-            per_cpu = fps[0] * (seconds + 1) / cpu
-            name = f"tjbench (libjpeg-turbo {_tjbench_version()}), {fps[0]:.0f} tiles/s × {cores}"
-            return fps[0] * cores, per_cpu, name
-    wall, per_cpu = rate(lambda: [pillow_decode(tile) for _ in range(BATCH)], seconds)
+        wall_per_tile, cpu_per_tile = [], []
+        for tile in tiles:
+            tmp = Path("/tmp/jaxwsi_bench_tile.jpg")
+            tmp.write_bytes(tile)
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cmd = [tjbench, str(tmp), "-benchtime", str(seconds), "-warmup", "0"]
+            out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+            fps = [float(line.split()[-2]) for line in out.splitlines() if "Frame rate" in line]
+            wall_per_tile.append(1 / fps[0])
+            cpu_per_tile.append(cpu / (fps[0] * seconds))
+        per_core = 1 / float(np.mean(wall_per_tile))
+        name = (
+            f"tjbench (libjpeg-turbo {_tjbench_version()}) on {len(tiles)} sample tiles, "
+            f"{per_core:.0f} tiles/s × {cores}"
+        )
+        return per_core * cores, 1 / float(np.mean(cpu_per_tile)), name
+    batch = tiles * (BATCH // len(tiles) + 1)
+    wall, per_cpu = rate(lambda: [pillow_decode(t) for t in batch], seconds)
     return wall * cores, per_cpu, f"Pillow single-thread decode × {cores} (no tjbench)"
 
 
@@ -235,7 +242,8 @@ def main() -> None:
           f"{TILE}px JPEG q95, batch {BATCH}, page cache warm")  # fmt: skip
     print(f"# load average before: {os.getloadavg()[0]:.2f}")
     rows: list[tuple[str, tuple[float, float] | None]] = []
-    limit, limit_cpu, limit_name = decode_limit(_first_tile(paths[0]), cores, args.seconds)
+    samples = _sample_tiles(paths, 8)
+    limit, limit_cpu, limit_name = decode_limit(samples, cores, max(1.0, args.seconds / 3))
     for threads in range(1, cores + 1):
         name = f"jaxwsi Interleaver, {threads} thread(s)"
         rows.append((name, bench_jaxwsi(paths, weights, threads, args.seconds)))
@@ -267,10 +275,12 @@ def main() -> None:
         )
 
 
-def _first_tile(path: str) -> bytes:
+def _sample_tiles(paths: list[str], count: int) -> list[bytes]:
+    """The first tile of `count` files spread over the set."""
     from jaxwsi.io import read_records
 
-    return next(iter(read_records(path)))["image_raw"]
+    step = max(1, len(paths) // count)
+    return [next(iter(read_records(p)))["image_raw"] for p in paths[::step][:count]]
 
 
 if __name__ == "__main__":

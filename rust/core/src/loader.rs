@@ -141,6 +141,8 @@ pub struct Loader {
     pool: rayon::ThreadPool,
     /// One reused read buffer per batch slot.
     raw: Vec<Vec<u8>>,
+    /// Files kept open between batches (open failures are retried, never kept).
+    open: HashMap<usize, std::io::Result<File>>,
 }
 
 impl Loader {
@@ -178,6 +180,7 @@ impl Loader {
             plan,
             pool,
             raw,
+            open: HashMap::new(),
         })
     }
 
@@ -283,12 +286,13 @@ impl Loader {
         batch: &mut Batch,
     ) -> Result<(), LoaderError> {
         let config = &self.config;
+        open_files(&mut self.open, &config.paths, items);
+        let files = &self.open;
         let raw = &mut self.raw[..items.len()];
         let parsed: Vec<Result<Parsed, LoaderError>> = self.pool.install(|| {
-            let files = open_files(&config.paths, items);
             raw.par_iter_mut()
                 .zip(items.par_iter())
-                .map(|(buf, item)| read_and_parse(config, &files, *item, buf))
+                .map(|(buf, item)| read_and_parse(config, files, *item, buf))
                 .collect()
         });
         // Decide which items stay, and the tile size of the batch.
@@ -401,15 +405,20 @@ fn tile_error(config: &LoaderConfig, item: Item, reason: String) -> LoaderError 
     }
 }
 
-/// Opens each distinct file of `items` once (an open failure is reported per item).
-fn open_files(paths: &[PathBuf], items: &[Item]) -> HashMap<usize, std::io::Result<File>> {
-    let mut files = HashMap::new();
+/// Files a loader keeps open at most; beyond this the cache starts over.
+const MAX_OPEN_FILES: usize = 256;
+
+/// Makes sure every file of `items` is in `open`: cached handles are reused, failed opens are
+/// retried (an open failure is reported per item, as a read error would be).
+fn open_files(open: &mut HashMap<usize, std::io::Result<File>>, paths: &[PathBuf], items: &[Item]) {
+    open.retain(|_, f| f.is_ok());
+    if open.len() + items.len() > MAX_OPEN_FILES {
+        open.clear();
+    }
     for item in items {
-        files
-            .entry(item.file)
+        open.entry(item.file)
             .or_insert_with(|| File::open(&paths[item.file]));
     }
-    files
 }
 
 /// Reads the framed record of `item` into `buf`, verifies it and parses the features.

@@ -11,7 +11,7 @@ import pytest
 
 import jaxwsi
 from jaxwsi.data.errors import AnnotationError, DatasetError
-from jaxwsi.io import TFRecordError
+from jaxwsi.io import TFRecordError, TFRecordWriter, read_records
 
 
 @pytest.fixture
@@ -299,3 +299,18 @@ def test_grain_dataset_reads_the_balanced_clipped_dataset(dataset):
         per_slide.update(slides)
         assert list(batch["label"]) == [labels[s] for s in slides]
     assert per_slide == {"slide_a": 7, "slide_b": 7, "slide_c": 7}
+
+
+def test_a_clip_that_empties_a_tfrecord_is_logged(tfrecord_dir, caplog):
+    tile = next(iter(read_records(tfrecord_dir / "slide_c.tfrecords")))
+    with TFRecordWriter(tfrecord_dir / "slide_d.tfrecords") as writer:
+        writer.write({**tile, "slide": b"slide_d"})  # one tile
+    table = pd.DataFrame(
+        {"patient": ["P1", "P2", "P3"], "slide": ["slide_a", "slide_b", "slide_d"]}
+    ).assign(kind=["u", "v", "v"])
+    dataset = jaxwsi.Dataset(table, tfrecord_dir)
+    # Category u has 10 tiles, v has 25 + 1 = 26: v keeps floor(n · 10/26) → 9 and 0.
+    clipped = dataset.clip(strategy="category", headers="kind")
+    assert list(clipped.clips.values()) == [10, int(25 * 10 / 26), int(1 * 10 / 26)] == [10, 9, 0]
+    assert "clipping leaves 1 TFRecord(s) with no tiles to read" in caplog.text
+    assert "slide_d.tfrecords" in caplog.text

@@ -314,7 +314,13 @@ class Dataset:
             return self.unclip()
         header_tuple = tuple(as_headers(headers)) if headers is not None else None
         derived = self._derive(_clip=(int(max_tiles), strategy, header_tuple))
-        derived.clips  # noqa: B018 - evaluate now so bad input fails here
+        emptied = [p for p, n in (derived.clips or {}).items() if n == 0]
+        if emptied:
+            log.warning(
+                "clipping leaves %d TFRecord(s) with no tiles to read: %s",
+                len(emptied),
+                name_some(emptied),
+            )
         return derived
 
     def unclip(self) -> Dataset:

@@ -113,6 +113,8 @@ def test_bad_construction_inputs(tmp_path, tfrecord_dir):
         jaxwsi.Dataset(annotations=duplicated, tfrecords=tfrecord_dir)
     with pytest.raises(AnnotationError, match="missing required column"):
         jaxwsi.Dataset(annotations=ANNOTATIONS.drop(columns="slide"), tfrecords=tfrecord_dir)
+    with pytest.raises(DatasetError, match="filter: column 'grade' is not in the annotations"):
+        jaxwsi.Dataset(annotations=ANNOTATIONS, tfrecords=tfrecord_dir, filters={"grade": 1})
     other = tmp_path / "other"
     other.mkdir()
     shutil.copy(tfrecord_dir / "slide_a.tfrecords", other)

@@ -110,6 +110,7 @@ class Dataset:
         self._min_tiles = int(min_tiles)
         self._balance: tuple[str, tuple[str, ...] | None, bool] | None = None
         self._clip: tuple[int, str | None, tuple[str, ...] | None] | None = None
+        self._members  # noqa: B018 - evaluate now so a bad filter column fails here
 
     # ---- derived state (computed once per immutable instance) ----
 

@@ -193,3 +193,54 @@ def test_clips_never_exceed_the_tiles(rows, strategy, max_tiles):
         assert 0 <= clips[path] <= n
         if max_tiles and strategy != "category":
             assert clips[path] <= max_tiles
+
+
+def test_proportional_patient_balance_is_what_slideflow_documents():
+    n_patients, p1_tiles = 4, 10 + 30
+    assert_weights(
+        balance_weights(TILES, "patient", proportional=True),
+        {
+            "a1": (1 / n_patients) * 10 / p1_tiles,  # 1/16
+            "a2": (1 / n_patients) * 30 / p1_tiles,  # 3/16
+            "b1": 1 / n_patients,
+            "c1": 1 / n_patients,
+            "d1": 1 / n_patients,
+        },
+    )
+
+
+def test_proportional_category_balance_weights_tiles_within_a_category():
+    n_categories, tiles_x, tiles_y = 2, 10 + 30 + 20, 15 + 40
+    assert_weights(
+        balance_weights(TILES, "category", CATEGORIES, proportional=True),
+        {
+            "a1": (1 / n_categories) * 10 / tiles_x,  # 1/12
+            "a2": (1 / n_categories) * 30 / tiles_x,  # 1/4
+            "b1": (1 / n_categories) * 20 / tiles_x,  # 1/6
+            "c1": (1 / n_categories) * 15 / tiles_y,  # 3/22
+            "d1": (1 / n_categories) * 40 / tiles_y,  # 4/11
+        },
+    )
+
+
+def test_proportional_patient_clip_caps_each_patient_in_total():
+    cap = min(10 + 30, 20, 15, 40)  # 15, the smallest patient (P3)
+    expected = {
+        "a1": math.floor(10 * min(1, cap / 40)),  # floor(3.75) = 3
+        "a2": math.floor(30 * min(1, cap / 40)),  # floor(11.25) = 11
+        "b1": math.floor(20 * min(1, cap / 20)),  # 15
+        "c1": math.floor(15 * min(1, cap / 15)),  # 15
+        "d1": math.floor(40 * min(1, cap / 40)),  # 15
+    }
+    assert expected == {"a1": 3, "a2": 11, "b1": 15, "c1": 15, "d1": 15}
+    assert clip_counts(TILES, strategy="patient", proportional=True) == expected
+    # With max_tiles=8: c = 8, so P1 keeps floor(10·8/40) + floor(30·8/40) = 2 + 6.
+    clipped = clip_counts(TILES, 8, strategy="patient", proportional=True)
+    assert clipped == {"a1": 2, "a2": 6, "b1": 8, "c1": 8, "d1": 8}
+
+
+def test_proportional_is_only_for_strategies_it_changes():
+    with pytest.raises(DatasetError, match="proportional balancing applies to"):
+        balance_weights(TILES, "slide", proportional=True)
+    with pytest.raises(DatasetError, match="proportional clipping applies to 'patient'"):
+        clip_counts(TILES, strategy="slide", proportional=True)

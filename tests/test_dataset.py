@@ -207,6 +207,12 @@ def test_balance_and_clip_strategies_through_the_dataset(dataset):
         b: int(25 * 7 / 35),
         c: 7,
     }
+    # proportional: P1 keeps 7 tiles in all, split 10:25 → floor(10·7/35) = 2, floor(25·7/35) = 5.
+    assert dataset.clip(strategy="patient", proportional=True).clips == {a: 2, b: 5, c: 7}
+    # proportional patient balance: P1's half split 10:25 over its slides.
+    assert dataset.balance(strategy="patient", proportional=True).prob_weights == pytest.approx(
+        {a: 0.5 * 10 / 35, b: 0.5 * 25 / 35, c: 0.5}
+    )
     # Filtering after balancing re-balances what is left with the same strategy.
     assert dataset.balance(strategy="slide").filter({"kind": "tumor"}).prob_weights == {
         a: 0.5,

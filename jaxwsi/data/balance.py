@@ -10,6 +10,10 @@
   docs say), q_c = min_c' S_c' / S_c and w_i = q_{c_i} / Σ_j q_{c_j}. Each category gets equal
   mass, spread uniformly over its slides.
 - ``"none"``:     no weights; the loader samples TFRecords uniformly.
+
+``proportional=True`` gives what Slideflow's documentation describes instead, for ``"patient"``
+and ``"category"``: each of the G groups (patients or categories) gets mass 1/G, spread over its
+TFRecords in proportion to their tiles, w_i = (1/G) · n_i / T_g with T_g the group's tiles.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import pandas as pd
 from jaxwsi.data.errors import DatasetError
 
 BALANCE_STRATEGIES = ("tile", "slide", "patient", "category", "none")
+PROPORTIONAL_BALANCE = ("patient", "category")
 
 
 def check_balance_strategy(strategy: str | None) -> str:
@@ -32,7 +37,11 @@ def check_balance_strategy(strategy: str | None) -> str:
 
 
 def balance_weights(
-    tiles: pd.DataFrame, strategy: str, categories: pd.Series | None = None
+    tiles: pd.DataFrame,
+    strategy: str,
+    categories: pd.Series | None = None,
+    *,
+    proportional: bool = False,
 ) -> dict[str, float] | None:
     """Weights per TFRecord path, or None for ``"none"``.
 
@@ -40,11 +49,20 @@ def balance_weights(
     ``categories`` (path → category text) is required for ``"category"``.
     """
     strategy = check_balance_strategy(strategy)
+    if proportional and strategy not in PROPORTIONAL_BALANCE:
+        raise DatasetError(
+            f"proportional balancing applies to {list(PROPORTIONAL_BALANCE)}, not {strategy!r}"
+        )
     if strategy == "none":
         return None
     if tiles.empty:
         raise DatasetError("cannot balance an empty dataset (no TFRecords)")
-    if strategy == "tile":
+    if strategy == "category" and categories is None:
+        raise DatasetError("category balancing needs headers (the outcome columns)")
+    if proportional:
+        group = tiles["patient"] if strategy == "patient" else categories.reindex(tiles.index)
+        weights = _proportional_weights(tiles["tiles"], group, strategy)
+    elif strategy == "tile":
         total = int(tiles["tiles"].sum())
         if total == 0:
             raise DatasetError("cannot balance by tile: the TFRecords hold no tiles")
@@ -56,11 +74,18 @@ def balance_weights(
         n_patients = tiles["patient"].nunique()
         weights = 1.0 / (n_patients * slides_per_patient)
     else:
-        if categories is None:
-            raise DatasetError("category balancing needs headers (the outcome columns)")
         category = categories.reindex(tiles.index)
         slides_per_category = category.value_counts()
         category_prob = slides_per_category.min() / slides_per_category
         per_record = category.map(category_prob)
         weights = per_record / per_record.sum()
     return {str(path): float(w) for path, w in weights.items()}
+
+
+def _proportional_weights(counts: pd.Series, group: pd.Series, what: str) -> pd.Series:
+    """w_i = (1/G) · n_i / T_g: equal mass per group, tile-proportional within it."""
+    group_tiles = counts.groupby(group).transform("sum")
+    empty = sorted(set(group[group_tiles == 0]))
+    if empty:
+        raise DatasetError(f"{what} group(s) {empty} have no tiles to balance in proportion to")
+    return counts / group_tiles / group.nunique()

@@ -9,6 +9,9 @@
   k·c tiles (Slideflow's docs say "proportionally"; its code does this).
 - ``"category"``: C_c = tiles in category c; clip_i = floor(n_i · min_c' C_c' / C_c), which is
   proportional within a category. ``max_tiles`` is ignored here, as in Slideflow.
+
+``proportional=True`` with ``"patient"`` gives what Slideflow's documentation describes: each
+patient keeps at most c tiles in all, spread in proportion, clip_i = floor(n_i · min(1, c / T_p)).
 """
 
 from __future__ import annotations
@@ -36,6 +39,8 @@ def clip_counts(
     max_tiles: int = 0,
     strategy: str | None = None,
     categories: pd.Series | None = None,
+    *,
+    proportional: bool = False,
 ) -> dict[str, int] | None:
     """Clip count per TFRecord path, or None when nothing is clipped (``max_tiles=0``, no
     strategy).
@@ -44,6 +49,8 @@ def clip_counts(
     counts); ``categories`` (path → category text) is required for ``"category"``.
     """
     strategy = check_clip_strategy(strategy)
+    if proportional and strategy != "patient":
+        raise DatasetError(f"proportional clipping applies to 'patient', not {strategy!r}")
     if max_tiles < 0:
         raise DatasetError(f"max_tiles must be >= 0, got {max_tiles}")
     if not max_tiles and strategy is None:
@@ -61,7 +68,13 @@ def clip_counts(
     if strategy == "slide":
         cap = int(counts.min())
     elif strategy == "patient":
-        cap = int(counts.groupby(tiles["patient"]).sum().min())
+        patient_tiles = counts.groupby(tiles["patient"]).transform("sum")
+        cap = int(patient_tiles.min())
+        if proportional:
+            cap = min(cap, max_tiles) if max_tiles else cap
+            return {
+                str(p): math.floor(n * min(1.0, cap / patient_tiles[p])) for p, n in counts.items()
+            }
     else:
         cap = max_tiles
     if max_tiles:

@@ -108,8 +108,10 @@ class Dataset:
         self._filters = normalize_filters(filters)
         self._blank_columns = tuple(dict.fromkeys(filter_blank))
         self._min_tiles = int(min_tiles)
-        self._balance: tuple[str, tuple[str, ...] | None, bool] | None = None
-        self._clip: tuple[int, str | None, tuple[str, ...] | None] | None = None
+        # What was asked: (strategy, headers, force, proportional) and
+        # (max_tiles, strategy, headers, proportional).
+        self._balance: tuple[str, tuple[str, ...] | None, bool, bool] | None = None
+        self._clip: tuple[int, str | None, tuple[str, ...] | None, bool] | None = None
         self._members  # noqa: B018 - evaluate now so a bad filter column fails here
 
     # ---- derived state (computed once per immutable instance) ----
@@ -157,16 +159,22 @@ class Dataset:
         """Maximum tiles read per TFRecord path, or None when unclipped."""
         if self._clip is None:
             return None
-        max_tiles, strategy, headers = self._clip
+        max_tiles, strategy, headers, proportional = self._clip
         categories = self._categories(headers) if strategy == "category" and headers else None
-        return clip_counts(self._tile_table(clipped=False), max_tiles, strategy, categories)
+        return clip_counts(
+            self._tile_table(clipped=False),
+            max_tiles,
+            strategy,
+            categories,
+            proportional=proportional,
+        )
 
     @cached_property
     def prob_weights(self) -> dict[str, float] | None:
         """Sampling probability per TFRecord path, or None for uniform sampling."""
         if self._balance is None:
             return None
-        strategy, headers, force = self._balance
+        strategy, headers, force, proportional = self._balance
         categories = None
         if strategy == "category":
             if not headers:
@@ -178,7 +186,9 @@ class Dataset:
                     "treat them as categories"
                 )
             categories = self._categories(headers)
-        return balance_weights(self._tile_table(clipped=True), strategy, categories)
+        return balance_weights(
+            self._tile_table(clipped=True), strategy, categories, proportional=proportional
+        )
 
     # ---- information ----
 
@@ -283,15 +293,17 @@ class Dataset:
         strategy: str | None = "category",
         *,
         force: bool = False,
+        proportional: bool = False,
     ) -> Dataset:
         """Sampling weights per TFRecord: ``tile``, ``slide``, ``patient``, ``category`` (needs
         ``headers``; ``force`` allows numeric ones) or ``none``; formulas in
-        `jaxwsi.data.balance`."""
+        `jaxwsi.data.balance`. ``proportional`` gives Slideflow's documented (not coded)
+        behaviour for ``patient`` and ``category``: tile-proportional within each group."""
         name = check_balance_strategy(strategy)
         if name == "none":
             return self.unbalance()
         header_tuple = tuple(as_headers(headers)) if headers is not None else None
-        derived = self._derive(_balance=(name, header_tuple, force))
+        derived = self._derive(_balance=(name, header_tuple, force, proportional))
         derived.prob_weights  # noqa: B018 - evaluate now so bad input fails here
         return derived
 
@@ -304,17 +316,20 @@ class Dataset:
         max_tiles: int = 0,
         strategy: str | None = None,
         headers: str | Sequence[str] | None = None,
+        *,
+        proportional: bool = False,
     ) -> Dataset:
         """Cap the tiles read per TFRecord: ``max_tiles`` and/or a strategy ``slide``,
         ``patient``, ``category`` (needs ``headers``); formulas in `jaxwsi.data.clip`.
-        ``clip(0)`` is `unclip`."""
+        ``proportional`` with ``patient`` caps each patient's total instead of each TFRecord
+        (Slideflow's documented behaviour). ``clip(0)`` is `unclip`."""
         check_clip_strategy(strategy)
         if strategy == "category" and not headers:
             raise DatasetError("category clipping needs headers (the outcome columns)")
         if not max_tiles and strategy is None:
             return self.unclip()
         header_tuple = tuple(as_headers(headers)) if headers is not None else None
-        derived = self._derive(_clip=(int(max_tiles), strategy, header_tuple))
+        derived = self._derive(_clip=(int(max_tiles), strategy, header_tuple, proportional))
         emptied = [p for p, n in (derived.clips or {}).items() if n == 0]
         if emptied:
             log.warning(

@@ -54,8 +54,8 @@ def _resolve_normalizer(normalizer: StainNormalizer | str | None) -> StainNormal
             f"normalizer must be a StainNormalizer, a method name or None, "
             f"got {type(normalizer).__name__}"
         )
-    if resolved is not None:
-        resolved.params  # noqa: B018 - fit (the built-in reference) now, once, before pickling
+    if resolved is not None and not resolved.is_fitted and resolved.default_fit:
+        resolved.fit_reference()  # now, once, rather than in every worker process
     return resolved
 
 

@@ -12,7 +12,7 @@ from PIL import Image
 
 from jaxwsi.data import Preprocessor, preprocess, preprocess_images
 from jaxwsi.data.crop_resize import crop_square, resize_square
-from jaxwsi.norm import autoselect
+from jaxwsi.norm import MacenkoNormalizer, NotFittedError, autoselect
 
 BATCH = 4
 
@@ -112,6 +112,10 @@ def test_chain_errors(histo):
         Preprocessor(normalizer="macenk0")
     with pytest.raises(TypeError, match="normalizer must be"):
         Preprocessor(normalizer=42)
+    with pytest.raises(
+        NotFittedError, match="macenko normalizer given to preprocess is not fitted"
+    ):
+        Preprocessor(normalizer=MacenkoNormalizer(default_fit=False))
     with pytest.raises(TypeError, match="transform must be callable"):
         Preprocessor(transform="flip")
     with pytest.raises(ValueError, match="unknown standardization"):

@@ -29,7 +29,7 @@ from jaxwsi.data.augment import apply_augment, draw_augment, parse_augment
 from jaxwsi.data.crop_resize import crop_square, resize_square
 from jaxwsi.data.example_rng import example_generators
 from jaxwsi.data.standardize import check_mode, standardize
-from jaxwsi.norm.base import StainNormalizer
+from jaxwsi.norm.base import NotFittedError, StainNormalizer
 from jaxwsi.norm.images import as_image_batch, restore_rank
 from jaxwsi.norm.registry import autoselect
 
@@ -54,7 +54,11 @@ def _resolve_normalizer(normalizer: StainNormalizer | str | None) -> StainNormal
             f"normalizer must be a StainNormalizer, a method name or None, "
             f"got {type(normalizer).__name__}"
         )
-    if resolved is not None and not resolved.is_fitted and resolved.default_fit:
+    if resolved is not None and not resolved.is_fitted:
+        if not resolved.default_fit:
+            raise NotFittedError(
+                f"the {resolved.method} normalizer given to preprocess is not fitted"
+            )
         resolved.fit_reference()  # now, once, rather than in every worker process
     return resolved
 

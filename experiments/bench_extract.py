@@ -25,6 +25,7 @@ import io
 import multiprocessing
 import os
 import platform
+import resource
 import shutil
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -75,6 +76,20 @@ def timed(fn, *args, **kwargs):
     return result, time.perf_counter() - start
 
 
+def cpu_seconds() -> float:
+    """CPU time of this process and its finished children (worker pools shut down)."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def measured(fn, *args, **kwargs):
+    """(result, wall seconds, CPU seconds incl. worker processes, load average meanwhile)."""
+    cpu = cpu_seconds()
+    result, wall = timed(fn, *args, **kwargs)
+    return result, wall, cpu_seconds() - cpu, os.getloadavg()[0]
+
+
 CONFIGS = {  # name: (tile_px, tile_um)
     "256px_64um": (256, 64),  # level 0 (0.25 µm/px), no resize: the common 40x extraction
     "299px_302um": (299, 302),  # level 2 (1 µm/px), 302 px resized to 299
@@ -93,30 +108,33 @@ def bench(slide_path: Path, workdir: Path, tile_px: int, tile_um: int, cpus: int
         f"read per tile; {len(all_corners)} grid tiles, {int(keep.sum())} kept"
     )
     rows = []
-    n, s = timed(naive, slide_path, all_corners, g.level, g.extract_px, tile_px, True)
-    rows.append(("naive: read_region per grid tile, filter, encode (1 process)", n, s))
-    n, s = timed(naive, slide_path, kept_corners, g.level, g.extract_px, tile_px, False)
-    rows.append(("naive: read_region per kept tile, encode (1 process)", n, s))
+    n, *times = measured(naive, slide_path, all_corners, g.level, g.extract_px, tile_px, True)
+    rows.append(("naive: read_region per grid tile, filter, encode (1 process)", n, *times))
+    n, *times = measured(naive, slide_path, kept_corners, g.level, g.extract_px, tile_px, False)
+    rows.append(("naive: read_region per kept tile, encode (1 process)", n, *times))
     for workers in sorted({0, 1, cpus}):
         out = workdir / f"out_{workers}"
         shutil.rmtree(out, ignore_errors=True)
-        report, s = timed(
+        report, *times = measured(
             extract_tiles, [slide_path], out, tile_px, tile_um, num_workers=workers,
             progress=False,
         )  # fmt: skip
         where = "in-process" if workers == 0 else f"{workers} spawned worker(s)"
-        rows.append((f"jaxwsi extract_tiles, {where}, end to end", report.num_tiles[0], s))
+        rows.append((f"jaxwsi extract_tiles, {where}, end to end", report.num_tiles[0], *times))
     _, s = timed(lambda: [encode(t) for t in sample])
     encode_rate = len(sample) / s
 
     base = rows[0][1] / rows[0][2]
-    print("\n| variant | tiles | seconds | tiles/s | vs naive per grid tile |")
-    print("|---|---|---|---|---|")
-    for name, tiles, seconds in rows:
-        rate = tiles / seconds
-        print(f"| {name} | {tiles} | {seconds:.1f} | {rate:.0f} | {rate / base:.2f}x |")
+    print("\n| variant | tiles | wall s | CPU s | load | tiles/s | vs naive per grid tile |")
+    print("|---|---|---|---|---|---|---|")
+    for name, tiles, wall, cpu, load in rows:
+        rate = tiles / wall
+        print(
+            f"| {name} | {tiles} | {wall:.1f} | {cpu:.1f} | {load:.1f} | {rate:.0f} | "
+            f"{rate / base:.2f}x |"
+        )
     ceiling = encode_rate * cpus
-    print(f"| ceiling: JPEG q95 encoding alone × {cpus} CPUs | - | - | {ceiling:.0f} | "
+    print(f"| ceiling: JPEG q95 encoding alone × {cpus} CPUs | - | - | - | - | {ceiling:.0f} | "
           f"{ceiling / base:.2f}x |")  # fmt: skip
 
 

@@ -321,7 +321,10 @@ def _run(jobs: list[_SlideJob], out: Path, num_workers: int, progress: bool) -> 
 def _executor(num_workers: int) -> Executor:
     if num_workers <= 0:
         return _InlineExecutor()
-    return ProcessPoolExecutor(num_workers, mp_context=multiprocessing.get_context("spawn"))
+    pool = ProcessPoolExecutor(num_workers, mp_context=multiprocessing.get_context("spawn"))
+    for _ in range(num_workers):  # start every worker now, while the first slide is planned
+        pool.submit(os.getpid)
+    return pool
 
 
 class _InlineExecutor(Executor):

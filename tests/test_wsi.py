@@ -9,6 +9,7 @@ import openslide
 import pytest
 
 from jaxwsi.slide import WSI, MissingMPPError, SlideError
+from jaxwsi.slide import wsi as wsi_module
 from jaxwsi.slide.wsi import detect_mpp, resize_tile, rgba_to_rgb
 from jaxwsi.testing import synthetic_slide
 
@@ -113,6 +114,19 @@ def test_thumbnail_scale(slide_path):
         image, downsample = wsi.thumbnail()
         assert downsample == 2
         np.testing.assert_array_equal(image, _read_region(slide_path, 1, (0, 0), (500, 380)))
+
+
+def test_downsampled_reads_in_strips_match_one_read(slide_path, monkeypatch):
+    with WSI(slide_path, 64, 64) as wsi:
+        whole, downsample = wsi.read_downsampled(4)  # level 2 as it is, one strip
+        monkeypatch.setattr(wsi_module, "_STRIP_PIXELS", 250 * 7)  # strips of 7 rows
+        strips, same = wsi.read_downsampled(4)
+        assert downsample == same == 4
+        np.testing.assert_array_equal(strips, whole)
+        reduced, downsample = wsi.read_downsampled(8)  # level 2 box-reduced by 2, 6-row strips
+        assert downsample == 8
+        monkeypatch.setattr(wsi_module, "_STRIP_PIXELS", 1 << 24)
+        np.testing.assert_array_equal(reduced, wsi.read_downsampled(8)[0])
 
 
 def test_openslide_fixtures(fixtures_dir):

@@ -129,7 +129,7 @@ class WSI:
         parts = []
         for y in range(0, height, strip):
             rows = min(strip, height - y)
-            region = self._read(level, (0, y), (width, rows))
+            region = self._read(level, (0, round(y * level_downsample)), (width, rows))
             if factor > 1:
                 region = np.asarray(Image.fromarray(region).reduce(factor))
             parts.append(region)

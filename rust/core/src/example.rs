@@ -13,6 +13,8 @@
 //! Example. Errors are [`ErrorKind::Protobuf`](crate::error::ErrorKind::Protobuf) at offset 0:
 //! callers shift them to the record's offset with [`Error::shifted`].
 
+use std::collections::HashMap;
+
 use crate::error::{Error, Result};
 
 /// One feature value list. Bytes values borrow the record buffer (no copies of image bytes).
@@ -82,11 +84,43 @@ impl<'a> Example<'a> {
             .find(|(k, _)| *k == key)
             .map(|(_, f)| f)
     }
+}
 
+/// Builds an [`Example`] with last-key-wins inserts: a linear scan for the usual handful of
+/// features, a hash index once there are many (so hostile records with millions of distinct
+/// keys stay linear-time).
+#[derive(Default)]
+struct ExampleBuilder<'a> {
+    example: Example<'a>,
+    positions: Option<HashMap<&'a str, usize>>,
+}
+
+/// Feature count above which [`ExampleBuilder`] switches to a hash index.
+const LINEAR_SCAN_LIMIT: usize = 32;
+
+impl<'a> ExampleBuilder<'a> {
     fn insert(&mut self, key: &'a str, feature: Feature<'a>) {
-        match self.features.iter_mut().find(|(k, _)| *k == key) {
-            Some(slot) => slot.1 = feature,
-            None => self.features.push((key, feature)),
+        let features = &mut self.example.features;
+        if self.positions.is_none() && features.len() >= LINEAR_SCAN_LIMIT {
+            let index = features
+                .iter()
+                .enumerate()
+                .map(|(i, (k, _))| (*k, i))
+                .collect();
+            self.positions = Some(index);
+        }
+        let found = match &self.positions {
+            Some(index) => index.get(key).copied(),
+            None => features.iter().position(|(k, _)| *k == key),
+        };
+        match found {
+            Some(i) => features[i].1 = feature,
+            None => {
+                if let Some(index) = &mut self.positions {
+                    index.insert(key, features.len());
+                }
+                features.push((key, feature));
+            }
         }
     }
 }
@@ -103,20 +137,41 @@ const WIRE_FIXED32: u8 = 5;
 /// Nesting limit for skipping (deprecated) groups, so hostile input cannot exhaust the stack.
 const MAX_GROUP_DEPTH: u32 = 64;
 
+/// Where in an Example a message sits, for error text; formatted only when an error occurs.
+#[derive(Clone, Copy)]
+enum Field<'k> {
+    /// A fixed message name (`example`, `features`, `features.feature`).
+    Named(&'static str),
+    /// The `Feature` under a key.
+    Feature(&'k str),
+    /// A value list of the `Feature` under a key (`bytes_list`, `float_list`, `int64_list`).
+    List(&'k str, &'static str),
+}
+
+impl std::fmt::Display for Field<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Field::Named(name) => f.write_str(name),
+            Field::Feature(key) => write!(f, "features.feature[{key}]"),
+            Field::List(key, list) => write!(f, "features.feature[{key}].{list}"),
+        }
+    }
+}
+
 /// A cursor over one protobuf message; `field` names the message for error text.
 struct Wire<'a, 'f> {
     buf: &'a [u8],
     pos: usize,
-    field: &'f str,
+    field: Field<'f>,
 }
 
 impl<'a, 'f> Wire<'a, 'f> {
-    fn new(buf: &'a [u8], field: &'f str) -> Self {
+    fn new(buf: &'a [u8], field: Field<'f>) -> Self {
         Wire { buf, pos: 0, field }
     }
 
     fn err(&self, reason: impl Into<String>) -> Error {
-        Error::protobuf(0, self.field, reason)
+        Error::protobuf(0, self.field.to_string(), reason)
     }
 
     fn at_end(&self) -> bool {
@@ -206,7 +261,7 @@ impl<'a, 'f> Wire<'a, 'f> {
 // ---------------------------------------------------------------------------------------------
 // Decoding.
 
-fn parse_bytes_list<'a>(buf: &'a [u8], field: &str, out: &mut Vec<&'a [u8]>) -> Result<()> {
+fn parse_bytes_list<'a>(buf: &'a [u8], field: Field<'_>, out: &mut Vec<&'a [u8]>) -> Result<()> {
     let mut w = Wire::new(buf, field);
     while !w.at_end() {
         let (number, wire) = w.tag()?;
@@ -219,7 +274,7 @@ fn parse_bytes_list<'a>(buf: &'a [u8], field: &str, out: &mut Vec<&'a [u8]>) -> 
     Ok(())
 }
 
-fn parse_float_list(buf: &[u8], field: &str, out: &mut Vec<f32>) -> Result<()> {
+fn parse_float_list(buf: &[u8], field: Field<'_>, out: &mut Vec<f32>) -> Result<()> {
     let mut w = Wire::new(buf, field);
     while !w.at_end() {
         let (number, wire) = w.tag()?;
@@ -245,7 +300,7 @@ fn parse_float_list(buf: &[u8], field: &str, out: &mut Vec<f32>) -> Result<()> {
     Ok(())
 }
 
-fn parse_int64_list(buf: &[u8], field: &str, out: &mut Vec<i64>) -> Result<()> {
+fn parse_int64_list(buf: &[u8], field: Field<'_>, out: &mut Vec<i64>) -> Result<()> {
     let mut w = Wire::new(buf, field);
     while !w.at_end() {
         let (number, wire) = w.tag()?;
@@ -266,8 +321,7 @@ fn parse_int64_list(buf: &[u8], field: &str, out: &mut Vec<i64>) -> Result<()> {
 
 /// Merges one serialized `Feature` message into `state` (protobuf merge semantics).
 fn merge_feature<'a>(buf: &'a [u8], key: &str, state: &mut Option<Feature<'a>>) -> Result<()> {
-    let field = format!("features.feature[{key}]");
-    let mut w = Wire::new(buf, &field);
+    let mut w = Wire::new(buf, Field::Feature(key));
     while !w.at_end() {
         let (number, wire) = w.tag()?;
         if wire != WIRE_LEN || !(1..=3).contains(&number) {
@@ -283,30 +337,40 @@ fn merge_feature<'a>(buf: &'a [u8], key: &str, state: &mut Option<Feature<'a>>) 
             });
         }
         match state {
-            Some(Feature::Bytes(v)) => parse_bytes_list(list, &format!("{field}.bytes_list"), v)?,
-            Some(Feature::Float(v)) => parse_float_list(list, &format!("{field}.float_list"), v)?,
-            Some(Feature::Int64(v)) => parse_int64_list(list, &format!("{field}.int64_list"), v)?,
+            Some(Feature::Bytes(v)) => parse_bytes_list(list, Field::List(key, "bytes_list"), v)?,
+            Some(Feature::Float(v)) => parse_float_list(list, Field::List(key, "float_list"), v)?,
+            Some(Feature::Int64(v)) => parse_int64_list(list, Field::List(key, "int64_list"), v)?,
             None => {}
         }
     }
     Ok(())
 }
 
-/// One map entry: its key and the serialized `Feature` messages under it (usually one).
+/// One map entry: its key and the serialized `Feature` messages under it (usually exactly one,
+/// kept without allocating; further occurrences, merged in order, go to `more`).
 struct Entry<'a> {
     key: &'a str,
-    values: Vec<&'a [u8]>,
+    value: Option<&'a [u8]>,
+    more: Vec<&'a [u8]>,
 }
 
 fn parse_entry(buf: &[u8]) -> Result<Entry<'_>> {
-    let mut w = Wire::new(buf, "features.feature");
+    let mut w = Wire::new(buf, Field::Named("features.feature"));
     let mut key: &[u8] = b"";
-    let mut values = Vec::with_capacity(1);
+    let mut value = None;
+    let mut more = Vec::new();
     while !w.at_end() {
         let (number, wire) = w.tag()?;
         match (number, wire) {
             (1, WIRE_LEN) => key = w.length_delimited()?,
-            (2, WIRE_LEN) => values.push(w.length_delimited()?),
+            (2, WIRE_LEN) => {
+                let v = w.length_delimited()?;
+                if value.is_none() {
+                    value = Some(v);
+                } else {
+                    more.push(v);
+                }
+            }
             _ => w.skip(number, wire, 0)?,
         }
     }
@@ -317,7 +381,7 @@ fn parse_entry(buf: &[u8]) -> Result<Entry<'_>> {
             format!("key is not UTF-8: {:?}", String::from_utf8_lossy(key)),
         )
     })?;
-    Ok(Entry { key, values })
+    Ok(Entry { key, value, more })
 }
 
 /// Calls `on_entry` for every map entry of every `features` field of the Example in `data`.
@@ -325,14 +389,14 @@ fn for_each_entry<'a>(
     data: &'a [u8],
     mut on_entry: impl FnMut(Entry<'a>) -> Result<()>,
 ) -> Result<()> {
-    let mut example = Wire::new(data, "example");
+    let mut example = Wire::new(data, Field::Named("example"));
     while !example.at_end() {
         let (number, wire) = example.tag()?;
         if number != 1 || wire != WIRE_LEN {
             example.skip(number, wire, 0)?;
             continue;
         }
-        let mut features = Wire::new(example.length_delimited()?, "features");
+        let mut features = Wire::new(example.length_delimited()?, Field::Named("features"));
         while !features.at_end() {
             let (number, wire) = features.tag()?;
             if number == 1 && wire == WIRE_LEN {
@@ -347,7 +411,7 @@ fn for_each_entry<'a>(
 
 fn decode_entry<'a>(entry: &Entry<'a>) -> Result<Feature<'a>> {
     let mut state = None;
-    for value in &entry.values {
+    for value in entry.value.iter().chain(&entry.more) {
         merge_feature(value, entry.key, &mut state)?;
     }
     Ok(state.unwrap_or(Feature::Bytes(Vec::new())))
@@ -355,13 +419,13 @@ fn decode_entry<'a>(entry: &Entry<'a>) -> Result<Feature<'a>> {
 
 /// Decodes a serialized `tf.train.Example`; bytes values borrow `data`.
 pub fn parse_example(data: &[u8]) -> Result<Example<'_>> {
-    let mut example = Example::default();
+    let mut builder = ExampleBuilder::default();
     for_each_entry(data, |entry| {
         let feature = decode_entry(&entry)?;
-        example.insert(entry.key, feature);
+        builder.insert(entry.key, feature);
         Ok(())
     })?;
-    Ok(example)
+    Ok(builder.example)
 }
 
 /// Decodes only the features named in `keys` (others are framed but not decoded).
@@ -565,6 +629,24 @@ mod tests {
         only_first.extend_from_slice(&entry);
         let ex = parse_example(&only_first).unwrap();
         assert_eq!(ex.get("k"), Some(&Feature::Int64(vec![3, -2])));
+    }
+
+    #[test]
+    fn many_keys_keep_order_and_last_duplicate_wins() {
+        let keys: Vec<String> = (0..200).map(|i| format!("k{i}")).collect();
+        let mut feats: Vec<(&str, Feature<'_>)> = keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| (k.as_str(), Feature::Int64(vec![i as i64])))
+            .collect();
+        feats.push(("k5", Feature::Int64(vec![-5])));
+        feats.push(("k150", Feature::Float(vec![1.5])));
+        let bytes = encoded(&feats);
+        let ex = parse_example(&bytes).unwrap();
+        assert_eq!(ex.features.len(), 200);
+        assert_eq!(ex.features[5], ("k5", Feature::Int64(vec![-5])));
+        assert_eq!(ex.features[150], ("k150", Feature::Float(vec![1.5])));
+        assert_eq!(ex.features[199], ("k199", Feature::Int64(vec![199])));
     }
 
     #[test]

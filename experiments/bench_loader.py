@@ -4,8 +4,10 @@ On one generated set of TFRecords (Slideflow defaults: 299×299 JPEG q95 tiles o
 texture, resampled from tests/fixtures/images/histo.jpg), batch 64, weighted over files, all
 in one run:
 - jaxwsi.io.Interleaver with 1 … all threads (read + CRC verify + parse + decode to uint8);
-- the libjpeg-turbo limit: `tjbench` decode rate of a tile × cores (Debian libjpeg-turbo-progs;
-  if absent, Pillow's single-thread decode rate × cores, and the table says so);
+- the libjpeg-turbo limit: `tjbench` decode rate of sample tiles × cores (Debian
+  libjpeg-turbo-progs; if absent, Pillow's single-thread decode rate × cores, and the table
+  says so), and as a reference the loader's own decoder over every tile of the set in memory
+  (rust/core/examples/decode_limit.rs: no reading, parsing or Python);
 - tf.data best practice (interleave, parse, decode_jpeg, batch, prefetch) when tensorflow is
   importable (never a jaxwsi dependency);
 - the pure-Python `tfrecord` reader (multi_tfrecord_loader, weighted) + Pillow, one thread, as
@@ -130,7 +132,8 @@ def _grain_parse_decode(record: bytes) -> np.ndarray:
 def bench_grain_pillow(paths, seconds: float, cores: int) -> tuple[float, float]:
     import grain
 
-    sources = [grain.experimental.TFRecordIterDataset(p) for p in paths]
+    # Files are listed many times over so the stream outlasts the timing window.
+    sources = [grain.experimental.TFRecordIterDataset(p) for p in paths * 50]
     ds = grain.experimental.InterleaveIterDataset(sources, cycle_length=cores)
     ds = ds.map(_grain_parse_decode).batch(BATCH, drop_remainder=True)
     it = iter(ds)
@@ -185,6 +188,22 @@ def decode_limit(tiles: list[bytes], cores: int, seconds: float) -> tuple[float,
     return wall * cores, per_cpu, f"Pillow single-thread decode × {cores} (no tjbench)"
 
 
+def in_memory_decode_limit(paths: list[str], cores: int, seconds: float) -> tuple[float, float]:
+    """(tiles/s on all cores, tiles per CPU second) of the loader's own decoder over every tile
+    of the set, in memory, one thread (rust/core/examples/decode_limit.rs)."""
+    root = Path(__file__).resolve().parents[1]
+    cargo = ["cargo", "build", "--release", "--quiet", "-p", "jaxwsi-core"]
+    subprocess.run([*cargo, "--example", "decode_limit"], cwd=root, check=True)
+    binary = root / "target" / "release" / "examples" / "decode_limit"
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    out = subprocess.run([str(binary), "--seconds", str(seconds), *paths], capture_output=True,
+                         text=True, check=True).stdout.split()  # fmt: skip
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    tiles, wall = int(out[0]), float(out[1])
+    return tiles / wall * cores, tiles / cpu
+
+
 def _tjbench_version() -> str:
     out = subprocess.run(["dpkg-query", "-W", "-f=${Version}", "libjpeg-turbo-progs"],
                          capture_output=True, text=True).stdout  # fmt: skip
@@ -195,14 +214,16 @@ def rss_probe(paths: list[str], seconds: float) -> None:
     """Child mode: print RSS (MiB) before the first batch and the peak after running."""
     il = Interleaver(paths, batch_size=BATCH, rank=0, num_replicas=1)
     il.get_state()  # builds the native loader (indexes, plan) before the baseline
-    baseline = _current_rss_mib()
+    baseline = _status_mib("VmRSS")
     rate(lambda: next(il)["image"], seconds)
-    print(baseline, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    print(baseline, _status_mib("VmHWM"))
 
 
-def _current_rss_mib() -> float:
+def _status_mib(field: str) -> float:
+    """A memory field of /proc/self/status (VmRSS now, VmHWM peak since exec) in MiB.
+    (ru_maxrss is not used: after fork+exec it still counts the parent's pages.)"""
     for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1]) / 1024
     return float("nan")
 
@@ -242,8 +263,9 @@ def main() -> None:
           f"{TILE}px JPEG q95, batch {BATCH}, page cache warm")  # fmt: skip
     print(f"# load average before: {os.getloadavg()[0]:.2f}")
     rows: list[tuple[str, tuple[float, float] | None]] = []
-    samples = _sample_tiles(paths, 8)
-    limit, limit_cpu, limit_name = decode_limit(samples, cores, max(1.0, args.seconds / 3))
+    samples = _sample_tiles(paths, 32)
+    limit, limit_cpu, limit_name = decode_limit(samples, cores, 0.5)
+    decode_only = in_memory_decode_limit(paths, cores, args.seconds)
     for threads in range(1, cores + 1):
         name = f"jaxwsi Interleaver, {threads} thread(s)"
         rows.append((name, bench_jaxwsi(paths, weights, threads, args.seconds)))
@@ -253,19 +275,25 @@ def main() -> None:
     name = f"Grain TFRecordIterDataset + Pillow (interleave {cores} files, unweighted)"
     rows.append((name, bench_grain_pillow(paths, args.seconds, cores)))
     print(f"# load average after: {os.getloadavg()[0]:.2f}")
+    decode_wall, decode_cpu = decode_only
     print(
-        "\n| loader | tiles/s (wall) | % of limit | tiles per CPU-second | % of per-core limit |"
-        "\n|---|---:|---:|---:|---:|"
+        "\n| loader | tiles/s (wall) | % of limit (wall) | tiles per CPU-second "
+        "| % of limit (CPU) | % of in-memory decode (CPU) |\n|---|---:|---:|---:|---:|---:|"
     )
-    print(f"| limit: {limit_name} | {limit:,.0f} | 100% | {limit_cpu:,.0f} | 100% |")
+    print(f"| limit: {limit_name} | {limit:,.0f} | 100% | {limit_cpu:,.0f} | 100% | |")
+    print(
+        f"| reference: jaxwsi's decoder (libjpeg-turbo 3.1) over every tile in memory, "
+        f"1 thread × {cores} | {decode_wall:,.0f} | {100 * decode_wall / limit:.0f}% | "
+        f"{decode_cpu:,.0f} | {100 * decode_cpu / limit_cpu:.0f}% | 100% |"
+    )
     for name, value in rows:
         if value is None:
-            print(f"| {name} | not run (tensorflow not installed) | | | |")
+            print(f"| {name} | not run (tensorflow not installed) | | | | |")
         else:
             wall, cpu = value
             print(
                 f"| {name} | {wall:,.0f} | {100 * wall / limit:.0f}% | {cpu:,.0f} | "
-                f"{100 * cpu / limit_cpu:.0f}% |"
+                f"{100 * cpu / limit_cpu:.0f}% | {100 * cpu / decode_cpu:.0f}% |"
             )
     for subset in (paths[: len(paths) // 2], paths):
         baseline, peak = peak_rss(subset, args.seconds)

@@ -123,7 +123,8 @@ class StainNormalizer(ABC):
     def jax_transform(self) -> Callable[..., Any]:
         """A jitted ``f(images [B, H, W, 3] uint8, jitter=None) -> uint8`` that runs on the device.
 
-        Same maths as transform(); the fitted parameters are baked in as constants.
+        Same maths as transform(); the fitted parameters are baked in as constants. For stain
+        augmentation on the device pass ``jitter=jax.random.normal(key, (B, self.jitter_size))``.
         """
         if not self.has_jax:
             raise NotImplementedError(

@@ -37,7 +37,13 @@ from tqdm.auto import tqdm
 from jaxwsi.io import TFRecordWriter, build_index, index_path
 from jaxwsi.slide.grid import parse_magnification, tile_size_label
 from jaxwsi.slide.qc import QCCallable, check_qc
-from jaxwsi.slide.report import REPORT_COLUMNS, draw_thumbnail, save_image, write_report
+from jaxwsi.slide.report import (
+    REPORT_COLUMNS,
+    draw_thumbnail,
+    save_image,
+    temporary_path,
+    write_report,
+)
 from jaxwsi.slide.roi import ROI_METHODS
 from jaxwsi.slide.wsi import WSI, slide_name
 
@@ -452,7 +458,7 @@ def _finish(state: _SlideState, out: Path) -> int:
         "thumbnail": f"{_REPORT_DIR}/{job.thumbnail.name}" if job.thumbnail.is_file() else None,
     }
     sidecar = out / _REPORT_DIR / f"{job.name}.json"
-    tmp = sidecar.with_name(f".{sidecar.name}.tmp")
+    tmp = temporary_path(sidecar)
     tmp.write_text(json.dumps(record, indent=1))
     os.replace(tmp, sidecar)
     return record["num_tiles"]

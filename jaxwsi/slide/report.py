@@ -79,9 +79,14 @@ def draw_thumbnail(
     return thumb
 
 
+def temporary_path(path: Path) -> Path:
+    """A hidden name beside ``path``, unique to this process (shards may write the same report)."""
+    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+
+
 def save_image(image: Image.Image, path: Path) -> None:
     """Save a PNG atomically."""
-    tmp = path.with_name(f".{path.name}.tmp")
+    tmp = temporary_path(path)
     image.save(tmp, format="PNG", compress_level=1)
     os.replace(tmp, path)
 
@@ -95,11 +100,11 @@ def write_report(records: Sequence[dict], directory: Path) -> tuple[Path, Path]:
     frame = pd.DataFrame(list(records), columns=[*REPORT_COLUMNS, "thumbnail"])
     frame = frame.sort_values("slide", kind="stable")
     csv_path = directory / "extraction_report.csv"
-    tmp = csv_path.with_name(f".{csv_path.name}.tmp")
+    tmp = temporary_path(csv_path)
     frame[list(REPORT_COLUMNS)].to_csv(tmp, index=False)
     os.replace(tmp, csv_path)
     html_path = directory / "extraction_report.html"
-    tmp = html_path.with_name(f".{html_path.name}.tmp")
+    tmp = temporary_path(html_path)
     tmp.write_text(_html(frame), encoding="utf-8")
     os.replace(tmp, html_path)
     return csv_path, html_path

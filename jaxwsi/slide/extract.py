@@ -202,8 +202,9 @@ def extract_tiles(
     jobs = [_job(path, out, settings, roi_dir) for path in paths]
     todo = [job for job in jobs if overwrite or not _finished(out, job.name)]
     if num_workers is None:
-        num_workers = min(os.cpu_count() or 1, max(1, len(todo)))
-    _run(todo, out, num_workers, progress)
+        num_workers = os.cpu_count() or 1  # chunks spread even one slide over all of them
+    if todo:
+        _run(todo, out, num_workers, progress)
     records = _load_records(out)
     write_report(records, out)
     names = {job.name for job in jobs}

@@ -73,13 +73,29 @@ class WSI:
         self.name = slide_name(path)
         self.tile_px = int(tile_px)
         self.tile_um = tile_um
-        self._slide = _open(self.path)
         if mpp is not None and not mpp > 0:
             raise ValueError(f"{self.path}: mpp must be positive, got {mpp}")
+        self._slide = _open(self.path)
+        try:
+            self._tile(mpp, stride_div, use_edge_tiles, rois, roi_method)
+        except BaseException:
+            self._slide.close()
+            raise
+        self._thumbnail: tuple[np.ndarray, float] | None = None
+
+    def _tile(
+        self,
+        mpp: float | None,
+        stride_div: int,
+        use_edge_tiles: bool,
+        rois: str | Path | Sequence[str | Path | ROI] | None,
+        roi_method: str,
+    ) -> None:
+        """MPP, tile geometry, grid and ROIs (the part of construction that can fail)."""
         self.mpp = float(mpp) if mpp is not None else detect_mpp(self._slide, self.path)
         self.geometry: TileGeometry = tile_geometry(
             self.tile_px,
-            tile_um,
+            self.tile_um,
             self.mpp,
             self._slide.level_downsamples,
             stride_div,
@@ -93,7 +109,6 @@ class WSI:
         self.locations = self.corners + g.full_extract_px // 2
         self.rois = _collect_rois(rois)
         self.in_roi = roi_keep(self.locations, self.rois, roi_method, slide_name=str(self.path))
-        self._thumbnail: tuple[np.ndarray, float] | None = None
 
     @property
     def dimensions(self) -> tuple[int, int]:

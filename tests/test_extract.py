@@ -191,9 +191,26 @@ def test_worker_crash_is_reported_and_extraction_goes_on(slides, tmp_path):
                            qc=crash_on_small_slides, progress=False)  # fmt: skip
     errors = dict(zip(report["slide"], report["error"].fillna(""), strict=True))
     assert "worker process died" in errors["small"]
+    for name, error in errors.items():  # failed slides leave no TFRecord behind
+        assert (tmp_path / "out" / "64px_64um" / f"{name}.tfrecords").exists() == (error == "")
     # Slides in flight beside it fail with it; nothing else goes wrong and nothing hangs.
     assert all(e == "" or "worker process died" in e for e in errors.values())
     again = extract_tiles([*slides], tmp_path / "out", 64, 64, num_workers=1,
                           qc=crash_on_small_slides, progress=False)  # fmt: skip
     assert again["error"].isna().all()
     assert (again["num_tiles"] > 0).all()
+
+
+def test_failed_re_extraction_removes_the_earlier_tfrecord(slides, tmp_path):
+    extract_tiles(slides[:1], tmp_path, 64, 64, num_workers=0, progress=False)
+    tfrecord = tmp_path / "64px_64um" / "slide0.tfrecords"
+    assert tfrecord.exists()
+
+    def failing_qc(rgb):
+        raise RuntimeError("QC failed")
+
+    report = extract_tiles(slides[:1], tmp_path, 64, 64, num_workers=0, qc=failing_qc,
+                           overwrite=True, progress=False)  # fmt: skip
+    assert report["error"].tolist() == ["RuntimeError: QC failed"]
+    assert not tfrecord.exists()
+    assert not (tmp_path / "64px_64um" / "slide0.index.npz").exists()

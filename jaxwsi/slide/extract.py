@@ -435,6 +435,10 @@ def _finish(state: _SlideState, out: Path) -> int:
             num_tiles = _write_tfrecord(job, plan, state.tiles, out)
         except Exception as error:
             state.error = f"{type(error).__name__}: {error}"
+    if state.error is not None:  # no TFRecord from an earlier run may outlive a failed slide
+        tfrecord = out / f"{job.name}.tfrecords"
+        tfrecord.unlink(missing_ok=True)
+        index_path(tfrecord).unlink(missing_ok=True)
     record = {
         "slide": job.name,
         "num_tiles": num_tiles if state.error is None else 0,

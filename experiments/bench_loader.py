@@ -101,6 +101,22 @@ def bench_jaxwsi(paths, weights, threads: int, seconds: float) -> tuple[float, f
     return rate(lambda: next(il)["image"], seconds)
 
 
+def bench_buffer_pool(paths, batches: int = 20) -> tuple[float, float]:
+    """CPU ms per batch when each batch is freed at once (its buffer is reused from the pool)
+    and when all are kept alive (every batch needs fresh memory, so pages fault in)."""
+    il = Interleaver(paths, batch_size=BATCH, rank=0, num_replicas=1)
+    next(il)
+    start = time.process_time()
+    for _ in range(batches):
+        next(il)
+    pooled = (time.process_time() - start) / batches
+    held, start = [], time.process_time()
+    for _ in range(batches):
+        held.append(next(il))
+    fresh = (time.process_time() - start) / batches
+    return 1e3 * pooled, 1e3 * fresh
+
+
 def pillow_decode(data: bytes) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
 
@@ -188,16 +204,18 @@ def decode_limit(tiles: list[bytes], cores: int, seconds: float) -> tuple[float,
     return wall * cores, per_cpu, f"Pillow single-thread decode × {cores} (no tjbench)"
 
 
-def in_memory_decode_limit(paths: list[str], cores: int, seconds: float) -> tuple[float, float]:
-    """(tiles/s on all cores, tiles per CPU second) of the loader's own decoder over every tile
-    of the set, in memory, one thread (rust/core/examples/decode_limit.rs)."""
+def in_memory_decode_limit(
+    paths: list[str], cores: int, seconds: float, decoder: str = "jaxwsi"
+) -> tuple[float, float]:
+    """(tiles/s on all cores, tiles per CPU second) of the loader's own decoder (or zune-jpeg)
+    over every tile of the set, in memory, one thread (rust/core/examples/decode_limit.rs)."""
     root = Path(__file__).resolve().parents[1]
     cargo = ["cargo", "build", "--release", "--quiet", "-p", "jaxwsi-core"]
     subprocess.run([*cargo, "--example", "decode_limit"], cwd=root, check=True)
     binary = root / "target" / "release" / "examples" / "decode_limit"
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    out = subprocess.run([str(binary), "--seconds", str(seconds), *paths], capture_output=True,
-                         text=True, check=True).stdout.split()  # fmt: skip
+    cmd = [str(binary), "--seconds", str(seconds), "--decoder", decoder, *paths]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.split()
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     tiles, wall = int(out[0]), float(out[1])
@@ -266,6 +284,7 @@ def main() -> None:
     samples = _sample_tiles(paths, 32)
     limit, limit_cpu, limit_name = decode_limit(samples, cores, 0.5)
     decode_only = in_memory_decode_limit(paths, cores, args.seconds)
+    zune = in_memory_decode_limit(paths, cores, args.seconds, decoder="zune")
     for threads in range(1, cores + 1):
         name = f"jaxwsi Interleaver, {threads} thread(s)"
         rows.append((name, bench_jaxwsi(paths, weights, threads, args.seconds)))
@@ -286,6 +305,11 @@ def main() -> None:
         f"1 thread × {cores} | {decode_wall:,.0f} | {100 * decode_wall / limit:.0f}% | "
         f"{decode_cpu:,.0f} | {100 * decode_cpu / limit_cpu:.0f}% | 100% |"
     )
+    print(
+        f"| reference: zune-jpeg 0.5 over every tile in memory, 1 thread × {cores} | "
+        f"{zune[0]:,.0f} | {100 * zune[0] / limit:.0f}% | {zune[1]:,.0f} | "
+        f"{100 * zune[1] / limit_cpu:.0f}% | {100 * zune[1] / decode_cpu:.0f}% |"
+    )
     for name, value in rows:
         if value is None:
             print(f"| {name} | not run (tensorflow not installed) | | | | |")
@@ -295,11 +319,19 @@ def main() -> None:
                 f"| {name} | {wall:,.0f} | {100 * wall / limit:.0f}% | {cpu:,.0f} | "
                 f"{100 * cpu / limit_cpu:.0f}% | {100 * cpu / decode_cpu:.0f}% |"
             )
-    for subset in (paths[: len(paths) // 2], paths):
+    pooled, fresh = bench_buffer_pool(paths)
+    print(
+        f"\nCPU per batch of {BATCH}: {pooled:.1f} ms with pooled batch buffers, "
+        f"{fresh:.1f} ms when every batch needs fresh memory"
+    )
+    larger = write_dataset(Path(args.folder) / f"{4 * args.files}x{args.tiles}", 4 * args.files,
+                           args.tiles)  # fmt: skip
+    for subset in (paths, larger):
         baseline, peak = peak_rss(subset, args.seconds)
+        size = sum(os.path.getsize(p) for p in subset) / 1e6
         print(
-            f"\njaxwsi loader process over {len(subset)} files: RSS {baseline:.0f} MiB after "
-            f"imports and index load, peak {peak:.0f} MiB while loading"
+            f"\njaxwsi loader process over {len(subset)} files ({size:.0f} MB): RSS "
+            f"{baseline:.0f} MiB after imports and index load, peak {peak:.0f} MiB while loading"
         )
 
 

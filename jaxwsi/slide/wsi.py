@@ -22,6 +22,7 @@ from jaxwsi.slide import qc as slide_qc
 from jaxwsi.slide.errors import MissingMPPError, SlideError
 from jaxwsi.slide.grid import TileGeometry, grid_positions, tile_geometry
 from jaxwsi.slide.roi import ROI, load_rois, roi_keep
+from jaxwsi.slide.tiff_tiles import TiffLevelReader
 
 _THUMBNAIL_MAX_SIDE = 1024  # the filter/QC image aims at this size …
 _THUMBNAIL_TILE_PX = 16  # … with 16 to 64 pixels per tile side
@@ -76,12 +77,16 @@ class WSI:
         if mpp is not None and not mpp > 0:
             raise ValueError(f"{self.path}: mpp must be positive, got {mpp}")
         self._slide = _open(self.path)
+        # Cached: an OpenSlide handle that hit a read error refuses even these afterwards.
+        self.level_dimensions: tuple[tuple[int, int], ...] = self._slide.level_dimensions
+        self.level_downsamples: tuple[float, ...] = self._slide.level_downsamples
         try:
             self._tile(mpp, stride_div, use_edge_tiles, rois, roi_method)
         except BaseException:
             self._slide.close()
             raise
         self._thumbnail: tuple[np.ndarray, float] | None = None
+        self._tiff_readers: dict[int, TiffLevelReader | None] = {}
 
     def _tile(
         self,
@@ -97,13 +102,13 @@ class WSI:
             self.tile_px,
             self.tile_um,
             self.mpp,
-            self._slide.level_downsamples,
+            self.level_downsamples,
             stride_div,
             slide_name=str(self.path),
         )
         g = self.geometry
         self.level_corners = grid_positions(
-            self._slide.level_dimensions[g.level], g.extract_px, g.stride_px, use_edge_tiles
+            self.level_dimensions[g.level], g.extract_px, g.stride_px, use_edge_tiles
         )
         self.corners = np.round(self.level_corners * g.downsample).astype(np.int64)
         self.locations = self.corners + g.full_extract_px // 2
@@ -113,14 +118,18 @@ class WSI:
     @property
     def dimensions(self) -> tuple[int, int]:
         """Level-0 (width, height) in pixels."""
-        return self._slide.dimensions
+        return self.level_dimensions[0]
 
     def __len__(self) -> int:
         """Number of grid positions (before ROI, filters and QC)."""
         return len(self.corners)
 
     def close(self) -> None:
-        """Release the OpenSlide handle."""
+        """Release the OpenSlide handle and any TIFF readers."""
+        for reader in self._tiff_readers.values():
+            if reader is not None:
+                reader.close()
+        self._tiff_readers.clear()
         self._slide.close()
 
     def __enter__(self) -> WSI:
@@ -136,15 +145,17 @@ class WSI:
         slides without a pyramid never need their full level 0 in memory at once.
         """
         downsample = max(1.0, downsample)
-        level = self._slide.get_best_level_for_downsample(downsample * 1.01)
-        level_downsample = float(self._slide.level_downsamples[level])
+        level = max(
+            (i for i, d in enumerate(self.level_downsamples) if d <= downsample * 1.01), default=0
+        )
+        level_downsample = float(self.level_downsamples[level])
         factor = max(1, int(downsample / level_downsample + 1e-3))
-        width, height = self._slide.level_dimensions[level]
+        width, height = self.level_dimensions[level]
         strip = max(factor, (_STRIP_PIXELS // width // factor) * factor)
         parts = []
         for y in range(0, height, strip):
             rows = min(strip, height - y)
-            region = self._read(level, (0, round(y * level_downsample)), (width, rows))
+            region = self._read(level, (0, y), (width, rows))
             if factor > 1:
                 region = np.asarray(Image.fromarray(region).reduce(factor))
             parts.append(region)
@@ -231,14 +242,32 @@ class WSI:
             xs, y = corners[order[run], 0], int(corners[order[run[0]], 1])
             x0 = int(xs[0])
             width = int(xs[-1]) - x0 + g.extract_px
-            origin = (round(x0 * g.downsample), round(y * g.downsample))
-            region = self._read(g.level, origin, (width, g.extract_px))
+            region = self._read(g.level, (x0, y), (width, g.extract_px))
             for i, x in zip(order[run], xs, strict=True):
                 tile = region[:, x - x0 : x - x0 + g.extract_px]
                 yield int(indices[i]), resize_tile(tile, self.tile_px)
 
-    def _read(self, level: int, origin: tuple[int, int], size: tuple[int, int]) -> np.ndarray:
-        """``read_region`` as RGB; transparent pixels (outside the slide) become white."""
+    def _read(self, level: int, corner: tuple[int, int], size: tuple[int, int]) -> np.ndarray:
+        """RGB pixels of a region given in ``level`` pixels; outside the slide is white.
+
+        Decodes the TIFF tiles directly when that was verified to equal OpenSlide on this slide,
+        else uses ``read_region``.
+        """
+        reader = self._tiff_reader(level)
+        if reader is not None:
+            try:
+                return reader.read(*corner, *size)
+            except Exception as error:  # a corrupt tile: report it like OpenSlide would
+                raise SlideError(
+                    f"{self.path}: cannot decode region at {corner}, level {level} ({error})"
+                ) from error
+        return self._read_openslide(level, corner, size)
+
+    def _read_openslide(
+        self, level: int, corner: tuple[int, int], size: tuple[int, int]
+    ) -> np.ndarray:
+        downsample = self.level_downsamples[level]
+        origin = (round(corner[0] * downsample), round(corner[1] * downsample))
         try:
             region = self._slide.read_region(origin, level, size)
         except openslide.OpenSlideError as error:
@@ -248,6 +277,28 @@ class WSI:
         if region.getextrema()[3][0] == 255:  # fully opaque: one conversion in C
             return np.asarray(region.convert("RGB"))
         return rgba_to_rgb(np.asarray(region))
+
+    def _tiff_reader(self, level: int) -> TiffLevelReader | None:
+        """The direct tile decoder for a level, if it reproduces OpenSlide exactly (cached)."""
+        if level not in self._tiff_readers:
+            size = self.level_dimensions[level]
+            reader = TiffLevelReader.open(self.path, size)
+            if reader is not None and not self._agrees(level, reader):
+                reader.close()
+                reader = None
+            self._tiff_readers[level] = reader
+        return self._tiff_readers[level]
+
+    def _agrees(self, level: int, reader: TiffLevelReader) -> bool:
+        """Whether ``reader`` gives OpenSlide's pixels for a central region across tile seams."""
+        width, height = self.level_dimensions[level]
+        w, h = min(width, 2 * reader.tile_w + 7), min(height, 2 * reader.tile_h + 5)
+        corner = ((width - w) // 2, (height - h) // 2)
+        try:
+            expected = self._read_openslide(level, corner, (w, h))
+            return np.array_equal(reader.read(*corner, w, h), expected)
+        except Exception:  # unreadable either way: leave the error to OpenSlide's path
+            return False
 
 
 def rgba_to_rgb(rgba: np.ndarray) -> np.ndarray:

@@ -130,8 +130,49 @@ pub struct Batch {
 struct Parsed {
     slide: String,
     location: [i64; 2],
+    /// The read buffer holding the record, and where the image bytes lie in it.
+    run: usize,
     image: std::ops::Range<usize>,
     size: Option<Size>,
+}
+
+/// One positioned read: records that lie back to back in a file are read together.
+struct Run {
+    file: usize,
+    offset: u64,
+    len: u64,
+}
+
+/// Largest coalesced read.
+const MAX_RUN_BYTES: u64 = 16 << 20;
+
+/// Groups `items` into reads of adjacent records (sorted by file and offset); returns the runs
+/// and, per item, its run and its start within the run.
+fn plan_reads(records: &[Vec<[u64; 2]>], items: &[Item]) -> (Vec<Run>, Vec<(usize, usize)>) {
+    let mut order: Vec<usize> = (0..items.len()).collect();
+    let at = |i: usize| records[items[i].file][items[i].record as usize];
+    order.sort_by_key(|&i| (items[i].file, at(i)[0]));
+    let mut runs: Vec<Run> = Vec::new();
+    let mut placement = vec![(0, 0); items.len()];
+    for i in order {
+        let (file, [offset, len]) = (items[i].file, at(i));
+        let last = runs.len().wrapping_sub(1);
+        match runs.last_mut() {
+            Some(run)
+                if run.file == file
+                    && run.offset + run.len == offset
+                    && run.len + len <= MAX_RUN_BYTES =>
+            {
+                placement[i] = (last, (offset - run.offset) as usize);
+                run.len += len;
+            }
+            _ => {
+                placement[i] = (runs.len(), 0);
+                runs.push(Run { file, offset, len });
+            }
+        }
+    }
+    (runs, placement)
 }
 
 /// The loader of one shard.
@@ -139,7 +180,7 @@ pub struct Loader {
     config: LoaderConfig,
     plan: Plan,
     pool: rayon::ThreadPool,
-    /// One reused read buffer per batch slot.
+    /// Reused read buffers, one per coalesced read of a batch.
     raw: Vec<Vec<u8>>,
     /// Files kept open between batches (open failures are retried, never kept).
     open: HashMap<usize, std::io::Result<File>>,
@@ -288,11 +329,27 @@ impl Loader {
         let config = &self.config;
         open_files(&mut self.open, &config.paths, items);
         let files = &self.open;
-        let raw = &mut self.raw[..items.len()];
+        let (runs, placement) = plan_reads(&config.records, items);
+        if self.raw.len() < runs.len() {
+            self.raw.resize(runs.len(), Vec::new());
+        }
+        let buffers = &mut self.raw[..runs.len()];
+        let read_errors: Vec<Option<RecordError>> = self.pool.install(|| {
+            buffers
+                .par_iter_mut()
+                .zip(runs.par_iter())
+                .map(|(buf, run)| read_run(config, files, run, buf).err())
+                .collect()
+        });
+        let raw = &self.raw;
         let parsed: Vec<Result<Parsed, LoaderError>> = self.pool.install(|| {
-            raw.par_iter_mut()
-                .zip(items.par_iter())
-                .map(|(buf, item)| read_and_parse(config, files, *item, buf))
+            items
+                .par_iter()
+                .zip(placement.par_iter())
+                .map(|(item, &(run, start))| match &read_errors[run] {
+                    Some(e) => Err(LoaderError::Record(e.clone())),
+                    None => parse(config, *item, &raw[run], run, start),
+                })
                 .collect()
         });
         // Decide which items stay, and the tile size of the batch.
@@ -339,7 +396,7 @@ impl Loader {
                 slots
                     .zip(keep.par_iter())
                     .map(|(slot, (i, p))| {
-                        decode_rgb_into(&raw[*i][p.image.clone()], size, slot)
+                        decode_rgb_into(&raw[p.run][p.image.clone()], size, slot)
                             .map_err(|DecodeError(reason)| tile_error(config, items[*i], reason))
                     })
                     .collect::<Vec<_>>()
@@ -370,7 +427,7 @@ impl Loader {
                 None => 0,
             };
             if !config.decode {
-                batch.encoded.push(self.raw[i][p.image].to_vec());
+                batch.encoded.push(self.raw[p.run][p.image].to_vec());
             }
             batch.label_rows.push(row);
             batch.slides.push(p.slide);
@@ -421,22 +478,34 @@ fn open_files(open: &mut HashMap<usize, std::io::Result<File>>, paths: &[PathBuf
     }
 }
 
-/// Reads the framed record of `item` into `buf`, verifies it and parses the features.
-fn read_and_parse(
+/// Reads one run of adjacent records into `buf`.
+fn read_run(
     config: &LoaderConfig,
     files: &HashMap<usize, std::io::Result<File>>,
-    item: Item,
+    run: &Run,
     buf: &mut Vec<u8>,
+) -> Result<(), RecordError> {
+    let path: &Path = &config.paths[run.file];
+    let file = files[&run.file]
+        .as_ref()
+        .map_err(|e| RecordError::io(e, Some(path), run.offset))?;
+    buf.resize(run.len as usize, 0);
+    read_exact_at(file, buf, run.offset).map_err(|e| RecordError::io(&e, Some(path), run.offset))
+}
+
+/// Verifies and parses the framed record of `item`, which starts at `start` of `buf` (the
+/// read buffer `run`).
+fn parse(
+    config: &LoaderConfig,
+    item: Item,
+    buf: &[u8],
+    run: usize,
+    start: usize,
 ) -> Result<Parsed, LoaderError> {
     let path: &Path = &config.paths[item.file];
     let [offset, framed_len] = config.records[item.file][item.record as usize];
-    let file = files[&item.file]
-        .as_ref()
-        .map_err(|e| LoaderError::Record(RecordError::io(e, Some(path), offset)))?;
-    buf.resize(framed_len as usize, 0);
-    read_exact_at(file, buf, offset)
-        .map_err(|e| LoaderError::Record(RecordError::io(&e, Some(path), offset)))?;
-    let record = record_at(buf, 0, true)
+    let framed = &buf[start..start + framed_len as usize];
+    let record = record_at(framed, 0, true)
         .map_err(|e| LoaderError::Record(e.shifted(offset).with_path(path)))?;
     if record.framed_len != framed_len {
         return Err(tile_error(
@@ -448,8 +517,7 @@ fn read_and_parse(
             ),
         ));
     }
-    let data = record.data;
-    let features = parse_selected(data, &KEYS)
+    let features = parse_selected(record.data, &KEYS)
         .map_err(|e| LoaderError::Record(e.shifted(offset).with_path(path)))?;
     let image = features[0]
         .as_ref()
@@ -465,7 +533,7 @@ fn read_and_parse(
         loc(&features[3]).unwrap_or(-1),
     ];
     // `image` borrows `buf`: remember where it lies so the decoder can find it again.
-    let start = image.as_ptr() as usize - buf.as_ptr() as usize;
+    let image_start = image.as_ptr() as usize - buf.as_ptr() as usize;
     let size = if config.decode {
         Some(read_size(image).map_err(|DecodeError(reason)| tile_error(config, item, reason))?)
     } else {
@@ -474,7 +542,8 @@ fn read_and_parse(
     Ok(Parsed {
         slide,
         location,
-        image: start..start + image.len(),
+        run,
+        image: image_start..image_start + image.len(),
         size,
     })
 }
@@ -613,6 +682,33 @@ mod tests {
         assert_eq!(batch.skipped.len(), 1);
         assert_eq!(images, [pixels(0, 0), pixels(0, 2), pixels(0, 3)].concat());
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn adjacent_records_are_read_together() {
+        let records = vec![
+            vec![[0, 10], [10, 5], [15, 7], [30, 4]],
+            vec![[0, 3], [3, 3]],
+        ];
+        let item = |file, record| Item { file, record };
+        let items = [
+            item(0, 2),
+            item(1, 1),
+            item(0, 0),
+            item(0, 1),
+            item(0, 3),
+            item(0, 1),
+        ];
+        let (runs, placement) = plan_reads(&records, &items);
+        let spans: Vec<(usize, u64, u64)> =
+            runs.iter().map(|r| (r.file, r.offset, r.len)).collect();
+        // File 0: records 0 and 1 are back to back; the repeated record 1 starts a new read,
+        // which record 2 extends; the gap before record 3 starts another. File 1: record 1.
+        assert_eq!(spans, vec![(0, 0, 15), (0, 10, 12), (0, 30, 4), (1, 3, 3)]);
+        assert_eq!(
+            placement,
+            vec![(1, 5), (3, 0), (0, 0), (0, 10), (2, 0), (1, 0)]
+        );
     }
 
     #[test]

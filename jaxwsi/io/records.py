@@ -35,8 +35,9 @@ def iter_records_with_offsets(
 def read_records(path: str | os.PathLike[str], *, verify: bool = True) -> Iterator[Record]:
     """Iterates over the records of a TFRecord file as feature dicts.
 
-    A bytes_list of one value becomes ``bytes``, of several ``list[bytes]``; an int64_list a 1-D
-    ``np.int64`` array; a float_list a 1-D ``np.float32`` array. With ``verify`` (the default)
+    A bytes_list of one value becomes ``bytes``, of several (or none) ``list[bytes]``; an
+    int64_list a 1-D ``np.int64`` array; a float_list a 1-D ``np.float32`` array; a Feature with no
+    list set reads as ``[]``. Keys keep their order in the record. With ``verify`` (the default)
     both CRC32Cs of every record are checked. Raises ``TFRecordError`` (naming the file and
     byte offset) at the first malformed record.
     """

@@ -20,8 +20,18 @@ SLIDES = ["slide_a", "slide_b", "slide_c"]
 
 
 @pytest.fixture(scope="module")
-def fixture_files(fixtures_dir):
-    return [str(fixtures_dir / "tfrecords" / f"{s}.tfrecords") for s in SLIDES]
+def tfrecord_copies(fixtures_dir, tmp_path_factory):
+    """The TF-written fixture files, copied: the loader writes .index.npz beside its files,
+    and the fixtures folder must stay untouched."""
+    folder = tmp_path_factory.mktemp("tf_fixtures")
+    for name in [*SLIDES, "png_tiles"]:
+        shutil.copy(fixtures_dir / "tfrecords" / f"{name}.tfrecords", folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def fixture_files(tfrecord_copies):
+    return [str(tfrecord_copies / f"{s}.tfrecords") for s in SLIDES]
 
 
 @pytest.fixture(scope="module")
@@ -62,10 +72,10 @@ def test_outputs_have_the_documented_keys_shapes_and_values(fixture_files, manif
 
 
 @pytest.mark.parametrize("name", ["slide_a", "slide_b", "slide_c", "png_tiles"])
-def test_every_tile_decodes_to_the_reference_pixels(fixtures_dir, manifest, name):
+def test_every_tile_decodes_to_the_reference_pixels(fixtures_dir, tfrecord_copies, manifest, name):
     """JPEG: bit-identical to Pillow and to TF's INTEGER_ACCURATE decode (libjpeg-turbo ISLOW);
     PNG: identical to TF's decode. Checked by sha256 for every record."""
-    folder = fixtures_dir / "tfrecords"
+    folder = tfrecord_copies
     records = {
         (r["loc_x"], r["loc_y"]): r for r in manifest["files"][f"{name}.tfrecords"]["records"]
     }
@@ -79,7 +89,7 @@ def test_every_tile_decodes_to_the_reference_pixels(fixtures_dir, manifest, name
         if record["image_format"] == "jpeg":
             assert digest == record["tf_decode_jpeg_integer_accurate_sha256"]
     first = manifest["files"][f"{name}.tfrecords"]["records"][0]
-    tf_decoded = np.load(folder / "npy" / f"{name}.rec0.tf_decoded.npy")
+    tf_decoded = np.load(fixtures_dir / "tfrecords" / "npy" / f"{name}.rec0.tf_decoded.npy")
     (ordered,) = one_epoch([str(folder / f"{name}.tfrecords")], batch_size=64, shuffle=False)
     assert np.abs(ordered["image"][0].astype(int) - tf_decoded).max() <= first.get(
         "pil_vs_tf_max_abs_diff", 0

@@ -33,7 +33,9 @@ def default_rank_and_replicas() -> tuple[int, int]:
 
 def default_num_threads(num_workers: int) -> int:
     """The CPUs this process may use, split evenly over the workers sharing it."""
-    return max(1, len(os.sched_getaffinity(0)) // max(1, num_workers))
+    has_affinity = hasattr(os, "sched_getaffinity")  # not on macOS
+    cpus = len(os.sched_getaffinity(0)) if has_affinity else os.cpu_count() or 1
+    return max(1, cpus // max(1, num_workers))
 
 
 def record_tables(paths: Sequence[str]) -> list[np.ndarray]:

@@ -108,7 +108,11 @@ class Interleaver:
       maximum record count (int for all, sequence or dict), a seeded fixed subset.
     - ``infinite=True``: files drawn ∝ weight, a fresh record order per pass, never ends.
       ``infinite=False``: each clipped record exactly once per epoch across all shards; one
-      ``for`` loop is one epoch and the next loop is the next epoch (reshuffled).
+      ``for`` loop is one epoch and the next loop is the next epoch (reshuffled). With
+      ``drop_remainder`` (default) every shard yields ``len()`` batches, that of the smallest
+      shard, so a few records (< batch_size + 1 per shard) are left out of each epoch; use
+      ``drop_remainder=False`` to read every record (the last batch is then shorter).
+    - ``shuffle=False``: records in stored order; in finite mode files one after another.
     - Shard = ``rank * num_workers + worker`` of ``num_replicas * num_workers``; rank and
       num_replicas default to ``jax.process_index()`` / ``jax.process_count()``.
     - ``on_error="raise"`` stops at a bad record (naming file and record); ``"skip"`` leaves

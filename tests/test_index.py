@@ -172,3 +172,25 @@ def test_index_offsets_seek_to_the_right_records(copies):
     for (offset, framed), features in zip(load_index(path), records, strict=True):
         chunk = raw[offset : offset + framed]
         assert features["image_raw"] in chunk
+
+
+def test_unwritable_folder_still_gives_the_index_from_memory(copies, manifest, monkeypatch):
+    """A shared read-only dataset: saving fails, loading still works (simulated; as root a
+    chmod would not deny the write)."""
+    import jaxwsi.io.index as index_module
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(copies))
+
+    monkeypatch.setattr(index_module, "_write_index", refuse)
+    path = copies / "slide_c.tfrecords"
+    records = manifest["slide_c.tfrecords"]["records"]
+    with pytest.warns(UserWarning, match="index not saved"):
+        got = load_index(path)
+    assert got.tolist() == [[r["offset"], r["framed_length"]] for r in records]
+    with pytest.warns(UserWarning, match="index not saved"):
+        locations = load_locations(path)
+    assert locations.tolist() == [[r["loc_x"], r["loc_y"]] for r in records]
+    assert not (copies / "slide_c.index.npz").exists()
+    with pytest.raises(PermissionError):
+        build_index(path)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -171,23 +172,44 @@ def build_index(path: PathLike, *, force: bool = False) -> str:
     return build_indexes([path], force=force)[0]
 
 
+def _scan_and_cache(tfrecord: Path) -> tuple[np.ndarray, np.ndarray | None]:
+    """Scans ``tfrecord`` and saves its ``.index.npz``; if the folder is not writable (a shared
+    read-only dataset) the index is still returned, with a warning."""
+    stat = _source_stat(tfrecord)
+    (result,) = _native.scan_indexes([os.fspath(tfrecord)], True)
+    if isinstance(result, BaseException):
+        raise result
+    records, locations = result
+    try:
+        _write_index(tfrecord, records, locations, stat)
+    except OSError as e:
+        warnings.warn(f"{tfrecord}: index not saved ({e}); using it from memory", stacklevel=3)
+    return records, locations
+
+
 def load_index(path: PathLike) -> np.ndarray:
     """The int64 [N,2] (offset, framed length) index of the TFRecord ``path``.
 
-    Uses ``.index.npz``, ``.index.npy`` or a text ``.index`` if one is current; otherwise builds
-    a new ``.index.npz`` first.
+    Uses ``.index.npz``, ``.index.npy`` or a text ``.index`` if one is current; otherwise scans
+    the file and saves a new ``.index.npz`` (kept in memory only, with a warning, when the folder
+    is not writable).
     """
     tfrecord = Path(path)
     records = _current_index(tfrecord)
     if records is None:
-        build_index(tfrecord, force=True)
-        records, _ = _read_index_file(index_path(tfrecord))
+        records, _ = _scan_and_cache(tfrecord)
     return records
 
 
 def load_locations(path: PathLike) -> np.ndarray | None:
     """The int64 [N,2] (loc_x, loc_y) of every record of ``path``, or None when not all records
-    have them. Builds or rebuilds the ``.index.npz`` when needed."""
-    target = Path(build_index(path))
-    with np.load(target) as npz:
-        return np.asarray(npz["locations"], dtype=np.int64) if "locations" in npz.files else None
+    have them. Uses the ``.index.npz`` when current, otherwise scans (and saves) like
+    ``load_index``."""
+    tfrecord = Path(path)
+    target = index_path(tfrecord)
+    if target.is_file() and _npz_is_current(tfrecord, target):
+        with np.load(target) as npz:
+            if "locations" not in npz.files:
+                return None
+            return np.asarray(npz["locations"], dtype=np.int64)
+    return _scan_and_cache(tfrecord)[1]

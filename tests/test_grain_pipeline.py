@@ -50,6 +50,13 @@ def test_composes_with_map_and_device_put_onto_a_named_sharding(paths):
     np.testing.assert_allclose(np.asarray(batch["x"]), expected)
 
 
+def test_batch_stacks_loader_batches(paths):
+    stacked = next(iter(dataset(paths, batch_size=4).batch(3)))
+    assert stacked["image"].shape == (3, 4, 16, 16, 3)
+    it = iter(dataset(paths, batch_size=4))
+    np.testing.assert_array_equal(stacked["loc_x"], [next(it)["loc_x"] for _ in range(3)])
+
+
 def test_orbax_checkpoint_round_trip_restores_the_stream(paths, tmp_path):
     ds = dataset(paths, weights=[1, 2, 3])
     reference = [pairs(b) for b in take(iter(ds), 5)]

@@ -12,7 +12,8 @@ resized) are extracted:
   same reads as jaxwsi, one call per tile);
 * ``jaxwsi`` in-process, with 1 worker process and with all CPUs (end to end: plan, read in row
   batches, encode, shuffle, write TFRecord and index, thumbnail and report; spawned workers pay
-  their start-up, which includes importing ``jaxwsi``);
+  their start-up, which includes importing ``jaxwsi``), and in-process with its direct TIFF tile
+  decoding turned off (every read through OpenSlide);
 * ceiling: JPEG encoding alone, the part no reading strategy avoids, × CPUs.
 
 Tiles/s counts kept (written) tiles. All variants write JPEG q95 with Pillow.
@@ -21,6 +22,7 @@ Tiles/s counts kept (written) tiles. All variants write JPEG q95 with Pillow.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import multiprocessing
 import os
@@ -37,6 +39,7 @@ from PIL import Image
 
 from jaxwsi.slide import WSI, extract_tiles
 from jaxwsi.slide.filters import gray_mask
+from jaxwsi.slide.tiff_tiles import TiffLevelReader
 from jaxwsi.slide.wsi import resize_tile, rgba_to_rgb
 from jaxwsi.testing import synthetic_slide
 
@@ -68,6 +71,17 @@ def naive(
             encode(resize_tile(tile, tile_px))
             kept += 1
     return kept
+
+
+@contextlib.contextmanager
+def openslide_reads_only():
+    """Turn off jaxwsi's direct TIFF tile decoding in this process."""
+    original = TiffLevelReader.open
+    TiffLevelReader.open = classmethod(lambda cls, path, size: None)
+    try:
+        yield
+    finally:
+        TiffLevelReader.open = original
 
 
 def timed(fn, *args, **kwargs):
@@ -112,6 +126,14 @@ def bench(slide_path: Path, workdir: Path, tile_px: int, tile_um: int, cpus: int
     rows.append(("naive: read_region per grid tile, filter, encode (1 process)", n, *times))
     n, *times = measured(naive, slide_path, kept_corners, g.level, g.extract_px, tile_px, False)
     rows.append(("naive: read_region per kept tile, encode (1 process)", n, *times))
+    with openslide_reads_only():
+        out = workdir / "out_openslide"
+        shutil.rmtree(out, ignore_errors=True)
+        report, *times = measured(
+            extract_tiles, [slide_path], out, tile_px, tile_um, num_workers=0, progress=False
+        )
+        name = "jaxwsi extract_tiles, in-process, OpenSlide reads (no direct TIFF decoding)"
+        rows.append((name, report.num_tiles[0], *times))
     for workers in sorted({0, 1, cpus}):
         out = workdir / f"out_{workers}"
         shutil.rmtree(out, ignore_errors=True)

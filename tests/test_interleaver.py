@@ -245,3 +245,17 @@ def test_empty_files_are_allowed(fixtures_dir, tmp_path):
     shutil.copy(fixtures_dir / "tfrecords" / "empty.tfrecords", empty)
     paths = [*write_files(tmp_path, [3]), str(empty)]
     assert sum(len(b["image"]) for b in one_epoch(paths, batch_size=2)) == 3
+
+
+def test_bad_states_are_rejected(tmp_path):
+    paths = write_files(tmp_path, [5, 5])
+    il = make(paths, batch_size=2)
+    with pytest.raises(ValueError, match=r"lacks \['step', 'draws'\]"):
+        il.set_state({"epoch": 0})
+    with pytest.raises(ValueError, match="1 per-part counters for a shard with 2 parts"):
+        il.set_state({"epoch": 0, "step": 1, "draws": [1]})
+    with pytest.raises(ValueError, match="step is not the sum"):
+        il.set_state({"epoch": 0, "step": 5, "draws": [1, 1]})
+    finite = make(paths, batch_size=2, infinite=False)
+    with pytest.raises(ValueError, match="6 draws from part 0, which has 5 records"):
+        finite.set_state({"epoch": 0, "step": 6, "draws": [6, 0]})

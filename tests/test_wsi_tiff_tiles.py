@@ -43,6 +43,13 @@ def test_reader_equals_openslide_everywhere_including_edges(slide_path):
 def test_wsi_uses_it_only_where_verified(slide_path, fixtures_dir):
     with WSI(slide_path, 64, 64) as wsi:
         assert all(wsi._tiff_reader(level) is not None for level in range(3))
+    # An Aperio SVS whose JPEG tiles need the page's shared JPEG tables.
+    with WSI(fixtures_dir / "slides" / "small.svs", 8, 4) as wsi:
+        assert wsi._tiff_reader(0) is not None
+        tiles = dict(wsi.read_tiles(range(4)))
+    with openslide.OpenSlide(fixtures_dir / "slides" / "small.svs") as slide:
+        region = rgba_to_rgb(np.asarray(slide.read_region((0, 0), 0, (16, 16))))
+    np.testing.assert_array_equal(tiles[3], region[8:, 8:])
     # Deflate-compressed boxes.tiff has no JPEG tiles: OpenSlide reads it.
     with WSI(fixtures_dir / "slides" / "boxes.tiff", 32, 32 * 352.78) as wsi:
         assert wsi._tiff_reader(0) is None

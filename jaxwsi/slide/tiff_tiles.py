@@ -26,8 +26,9 @@ class TiffLevelReader:
         self.height, self.width = page.imagelength, page.imagewidth
         self.tile_h, self.tile_w = page.tilelength, page.tilewidth
         self._tiles_across = -(-self.width // self.tile_w)
-        # Made once here: building the decoder reads tags (JPEG tables), moving the file position.
+        # Read once here: building the decoder and reading the JPEG tables move the file position.
         self._decode = page.decode
+        self._jpegtables = page.jpegtables
         self._cache: dict[int, np.ndarray] = {}  # decoded tiles of the current tile row(s)
 
     @classmethod
@@ -90,6 +91,6 @@ class TiffLevelReader:
                 return None
             handle = self._tif.filehandle
             handle.seek(offset)
-            decoded = self._decode(handle.read(count), index)[0]
+            decoded = self._decode(handle.read(count), index, jpegtables=self._jpegtables)[0]
             self._cache[index] = decoded.reshape(decoded.shape[-3:])
         return self._cache[index]

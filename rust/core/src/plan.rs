@@ -8,9 +8,11 @@
 //! - **Partition**: each file's kept records are cut into `num_shards` contiguous runs; the runs'
 //!   remainders rotate over the shards globally, so shard sizes differ by at most one record even
 //!   when files have fewer records than there are shards, and every shard reads contiguous runs.
-//! - **Infinite**: each draw picks a file part with probability ∝ weight × (part size / file
-//!   size), so that the union of all shards draws files ∝ weight; within a part the records come
-//!   in a fresh seeded order on every pass.
+//! - **Infinite**: each draw picks one of the shard's file parts (O(log n), Fenwick tree). The
+//!   per-shard probabilities are scaled (Sinkhorn) so that every shard's draws form a proper
+//!   distribution and their average over shards is ∝ the file weights, even for files that only
+//!   some shards hold; so the union of all shards draws files ∝ weight (shards draw at equal
+//!   rates). Within a part the records come in a fresh seeded order on every pass.
 //! - **Finite**: every record of the shard exactly once per epoch; weights only change the order
 //!   (an exhausted file leaves the draw). Without shuffle, files and records come in stored order.
 //!

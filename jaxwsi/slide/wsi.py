@@ -290,13 +290,20 @@ class WSI:
         return self._tiff_readers[level]
 
     def _agrees(self, level: int, reader: TiffLevelReader) -> bool:
-        """Whether ``reader`` gives OpenSlide's pixels for a central region across tile seams."""
+        """Whether ``reader`` gives OpenSlide's pixels in two regions across tile seams: the
+        level's centre and the centre of its top-left quarter (in case one is blank glass)."""
         width, height = self.level_dimensions[level]
         w, h = min(width, 2 * reader.tile_w + 7), min(height, 2 * reader.tile_h + 5)
-        corner = ((width - w) // 2, (height - h) // 2)
+        centre = ((width - w) // 2, (height - h) // 2)
+        quarter = (max(0, width // 4 - w // 2), max(0, height // 4 - h // 2))
+        corners = {centre, quarter}
         try:
-            expected = self._read_openslide(level, corner, (w, h))
-            return np.array_equal(reader.read(*corner, w, h), expected)
+            return all(
+                np.array_equal(
+                    reader.read(*corner, w, h), self._read_openslide(level, corner, (w, h))
+                )
+                for corner in corners
+            )
         except Exception:  # unreadable either way: leave the error to OpenSlide's path
             return False
 

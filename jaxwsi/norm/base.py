@@ -37,6 +37,8 @@ class StainNormalizer(ABC):
     jitter_size: ClassVar[int]
     #: Whether transform() has a JAX version (jax_transform()).
     has_jax: ClassVar[bool] = True
+    #: Whether transform() runs native kernels (_native_transform()) instead of numpy by default.
+    has_native: ClassVar[bool] = False
 
     def __init__(self, *, default_fit: bool = True) -> None:
         self.default_fit = default_fit
@@ -110,15 +112,25 @@ class StainNormalizer(ABC):
         return checked
 
     # ----------------------------------------------------------------------------- transforming
-    def transform(self, images: np.ndarray, jitter: np.ndarray | None = None) -> np.ndarray:
-        """Normalize an RGB uint8 image ``[H, W, 3]`` or batch ``[B, H, W, 3]`` (numpy, CPU).
+    def transform(
+        self, images: np.ndarray, jitter: np.ndarray | None = None, *, native: bool = True
+    ) -> np.ndarray:
+        """Normalize an RGB uint8 image ``[H, W, 3]`` or batch ``[B, H, W, 3]`` on the CPU.
 
         ``jitter`` ([B, jitter_size] standard normals, one row per image) perturbs the target per
         image: this is stain augmentation. Returns uint8 of the input's shape.
+
+        Methods with native kernels (``has_native``: the Reinhard family and Macenko) run them,
+        multi-threaded on rayon's pool with the GIL released; ``native=False`` runs the numpy
+        reference code instead, which the kernels match to within one grey level.
         """
         batch, single = as_image_batch(images)
         targets = self._targets_for(batch.shape[0], jitter, np)
-        return restore_rank(self._transform(batch, targets, np), single)
+        if native and self.has_native:
+            out = self._native_transform(np.ascontiguousarray(batch), targets)
+        else:
+            out = self._transform(batch, targets, np)
+        return restore_rank(out, single)
 
     def jax_transform(self) -> Callable[..., Any]:
         """A jitted ``f(images [B, H, W, 3] uint8, jitter=None) -> uint8`` that runs on the device.
@@ -167,6 +179,10 @@ class StainNormalizer(ABC):
     @abstractmethod
     def _transform(self, images: Any, targets: Mapping[str, Any], xp: Any) -> Any:
         """Normalize ``images [B, H, W, 3]`` uint8 toward per-image ``targets``; returns uint8."""
+
+    def _native_transform(self, images: np.ndarray, targets: Mapping[str, Any]) -> np.ndarray:
+        """``_transform(images, targets, np)`` by native kernels (C-contiguous ``images``)."""
+        raise NotImplementedError(f"{self.method} has no native transform")
 
     def __repr__(self) -> str:
         state = "fitted" if self.is_fitted else "unfitted"

@@ -22,6 +22,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from jaxwsi import _native
 from jaxwsi.norm.base import StainNormalizer
 from jaxwsi.norm.color import (
     lab_from_linear,
@@ -68,6 +69,7 @@ class ReinhardNormalizer(StainNormalizer):
     method: ClassVar[str] = "reinhard"
     param_shapes: ClassVar[dict[str, tuple[int, ...]]] = {"target_means": (3,), "target_stds": (3,)}
     jitter_size: ClassVar[int] = 6
+    has_native: ClassVar[bool] = True
     brightness: ClassVar[bool] = True
     mask_threshold: ClassVar[float | None] = None
 
@@ -103,6 +105,20 @@ class ReinhardNormalizer(StainNormalizer):
         enough = mask.sum(axis=1) >= MIN_TISSUE_PIXELS
         keep = (mask & enough[:, None]).reshape(images.shape[:3])
         return xp.where(keep[..., None], out, images)
+
+    def _native_transform(self, images: np.ndarray, targets: Mapping[str, Any]) -> np.ndarray:
+        out = np.empty_like(images)
+        _native.reinhard_transform(
+            images,
+            np.ascontiguousarray(targets["target_means"], dtype=np.float32),
+            np.ascontiguousarray(targets["target_stds"], dtype=np.float32),
+            out,
+            brightness_percentile=BRIGHTNESS_PERCENTILE if self.brightness else None,
+            mask_threshold=self.mask_threshold,
+            min_std=MIN_STD,
+            min_tissue_pixels=MIN_TISSUE_PIXELS,
+        )
+        return out
 
 
 class ReinhardFastNormalizer(ReinhardNormalizer):

@@ -6,6 +6,7 @@ pub mod decode;
 pub mod loader;
 pub mod plan;
 pub mod random;
+pub mod stain;
 pub mod weighted;
 
 pub mod crc;

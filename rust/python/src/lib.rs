@@ -6,6 +6,7 @@ use pyo3::prelude::*;
 pub mod errors;
 mod loader;
 mod records;
+mod stain;
 
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -13,5 +14,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     errors::register(m)?;
     records::register(m)?;
     loader::register(m)?;
+    stain::register(m)?;
     Ok(())
 }

@@ -1,8 +1,10 @@
 """``WSI``: one whole-slide image opened with OpenSlide, its tile grid, tile filters and tile reads.
 
-Reading is batched: the tiles kept in one grid row are cut from one ``read_region`` call at the
-chosen pyramid level, instead of one call per tile. Filters and QC run on a downsampled image of
-the whole slide, so tiles of background are rejected before full-resolution pixels are read.
+Reading is batched: the tiles kept in one grid row are cut from one region read at the chosen
+pyramid level, instead of one read per tile. A region comes from OpenSlide's ``read_region``, or,
+for tiled JPEG TIFF levels, from decoding the TIFF tiles directly (``tiff_tiles``) once a check on
+the slide has shown that gives OpenSlide's exact pixels. Filters and QC run on a downsampled image
+of the whole slide, so tiles of background are rejected before full-resolution pixels are read.
 OpenSlide handles do not pickle: worker processes open their own ``WSI`` from the path.
 """
 

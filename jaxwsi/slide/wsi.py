@@ -231,7 +231,7 @@ class WSI:
     def read_tiles(self, indices: Sequence[int] | np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
         """Yield ``(index, RGB uint8 [tile_px, tile_px, 3])`` for the given grid tiles.
 
-        Tiles come grouped by grid row: each run of nearby tiles in a row is one ``read_region``
+        Tiles come grouped by grid row: each run of nearby tiles in a row is one region read
         at the chosen level, cut into tiles and resized to ``tile_px`` when needed.
         """
         g = self.geometry

@@ -166,6 +166,36 @@ fn lab_tables() -> &'static LabTables {
     })
 }
 
+/// Cube root of a positive normal f32: musl's `cbrtf` (what `f32::cbrt` runs here), inlined.
+///
+/// A bit-level first guess good to 5 bits, then two Halley steps in f64 (16 bits, then 47), and
+/// one rounding to f32, so it agrees with the libm function bit for bit; inlined, the three
+/// channels' divisions overlap instead of waiting on three calls.
+#[inline(always)]
+fn cbrt_positive(x: f32) -> f32 {
+    const B1: u32 = 709_958_130; // (127 - 127.0 / 3 - 0.03306235651) * 2^23
+    let guess = f32::from_bits((x.to_bits() & 0x7fff_ffff) / 3 + B1);
+    let (x, mut t) = (f64::from(x), f64::from(guess));
+    for _ in 0..2 {
+        let cube = t * t * t;
+        t = t * (x + x + cube) / (x + cube + cube);
+    }
+    t as f32
+}
+
+/// Round half to even, for |v| < 2^22 (the magic-number trick: no `rintf` call without SSE4.1).
+#[inline(always)]
+fn round_ties_even_small(v: f32) -> f32 {
+    const MAGIC: f32 = 12_582_912.0; // 1.5 * 2^23
+    (v + MAGIC) - MAGIC
+}
+
+/// A uint8 from a float, rounded half to even and clipped to [0, 255] (`color.to_uint8`).
+#[inline(always)]
+fn to_uint8(v: f32) -> u8 {
+    round_ties_even_small(v.clamp(-1.0, 256.0)).clamp(0.0, 255.0) as u8
+}
+
 /// `v @ m` for a row vector `v` (sums in index order, as numpy's matmul inner loop).
 #[inline(always)]
 fn row_times<const K: usize, const J: usize>(v: [f32; K], m: &[[f32; J]; K]) -> [f32; J] {
@@ -184,7 +214,7 @@ fn lab_from_linear(linear: [f32; 3], tables: &LabTables) -> [f32; 3] {
     let xyz = row_times(linear, &tables.rgb_to_xyz_white);
     let f = xyz.map(|v| {
         if v > (DELTA * DELTA * DELTA) as f32 {
-            v.cbrt()
+            cbrt_positive(v)
         } else {
             v / (3.0 * (DELTA * DELTA)) as f32 + (4.0 / 29.0) as f32
         }
@@ -339,10 +369,225 @@ fn image_linear_table(image: &[u8], options: &ReinhardOptions, tables: &LabTable
         );
     let level = histogram_percentile(&counts, image.len() as u64, q);
     let scale = 255.0 / level.max(1.0);
-    std::array::from_fn(|v| {
-        let brightened = (v as f32 * scale).round_ties_even().clamp(0.0, 255.0);
-        tables.linear_of_uint8[brightened as usize]
-    })
+    std::array::from_fn(|v| tables.linear_of_uint8[to_uint8(v as f32 * scale) as usize])
+}
+
+/// Pixels converted together channel by channel (structure of arrays), so the arithmetic
+/// vectorizes; the last block of a band is partly unused.
+const BLOCK: usize = 64;
+
+/// One block of pixels, channel-planar: `block[channel][pixel]`.
+type Block = [[f32; BLOCK]; 3];
+
+/// `linear @ m` for a block of row vectors (sums in index order, as [`row_times`]).
+#[inline(always)]
+fn block_times(v: &Block, m: &[[f32; 3]; 3]) -> Block {
+    let mut out = [[0.0f32; BLOCK]; 3];
+    for (j, channel) in out.iter_mut().enumerate() {
+        for (i, value) in channel.iter_mut().enumerate() {
+            *value = v[0][i] * m[0][j] + v[1][i] * m[1][j] + v[2][i] * m[2][j];
+        }
+    }
+    out
+}
+
+/// [`lab_from_linear`] of a block.
+#[inline(always)]
+fn lab_block(linear: &Block, tables: &LabTables) -> Block {
+    let mut f = block_times(linear, &tables.rgb_to_xyz_white);
+    for value in f.as_flattened_mut() {
+        let v = *value;
+        *value = if v > (DELTA * DELTA * DELTA) as f32 {
+            cbrt_positive(v)
+        } else {
+            v / (3.0 * (DELTA * DELTA)) as f32 + (4.0 / 29.0) as f32
+        };
+    }
+    let mut lab = [[0.0f32; BLOCK]; 3];
+    for i in 0..BLOCK {
+        lab[0][i] = 116.0 * f[1][i] - 16.0;
+        lab[1][i] = 500.0 * (f[0][i] - f[1][i]);
+        lab[2][i] = 200.0 * (f[1][i] - f[2][i]);
+    }
+    lab
+}
+
+/// [`linear_from_lab`] of a block.
+#[inline(always)]
+fn linear_block(lab: &Block, tables: &LabTables) -> Block {
+    let mut f = [[0.0f32; BLOCK]; 3];
+    for i in 0..BLOCK {
+        let fy = (lab[0][i] + 16.0) / 116.0;
+        f[0][i] = fy + lab[1][i] / 500.0;
+        f[1][i] = fy;
+        f[2][i] = fy - lab[2][i] / 200.0;
+    }
+    for value in f.as_flattened_mut() {
+        let v = *value;
+        *value = if v > DELTA as f32 {
+            v * v * v
+        } else {
+            (3.0 * (DELTA * DELTA)) as f32 * (v - (4.0 / 29.0) as f32)
+        };
+    }
+    block_times(&f, &tables.xyz_white_to_rgb)
+}
+
+/// The pixels of one band of an image and its L*a*b* planes.
+struct LabBand<'a> {
+    pixels: &'a [u8],
+    planes: [&'a mut [f32]; 3],
+}
+
+/// Writes the L*a*b* values of a band (pixels through `linear`) and sums its tissue pixels.
+#[inline(always)]
+#[allow(clippy::needless_range_loop)] // blocks are indexed [channel][pixel]
+fn lab_band_generic(
+    band: LabBand<'_>,
+    linear: &[f32; 256],
+    threshold: Option<f32>,
+    tables: &LabTables,
+) -> LabSums {
+    let LabBand { pixels, planes } = band;
+    let mut sums = LabSums::default();
+    for (index, chunk) in pixels.chunks(BLOCK * 3).enumerate() {
+        let n = chunk.len() / 3;
+        let mut block = [[0.0f32; BLOCK]; 3];
+        for (i, rgb) in chunk.chunks_exact(3).enumerate() {
+            for c in 0..3 {
+                block[c][i] = linear[rgb[c] as usize];
+            }
+        }
+        let lab = lab_block(&block, tables);
+        let start = index * BLOCK;
+        for c in 0..3 {
+            planes[c][start..start + n].copy_from_slice(&lab[c][..n]);
+        }
+        for i in 0..n {
+            if threshold.is_none_or(|t| lab[0][i] / 100.0 < t) {
+                sums.count += 1;
+                for c in 0..3 {
+                    let x = f64::from(lab[c][i]);
+                    sums.sum[c] += x;
+                    sums.squares[c] += x * x;
+                }
+            }
+        }
+    }
+    sums
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn lab_band_avx2(
+    band: LabBand<'_>,
+    linear: &[f32; 256],
+    threshold: Option<f32>,
+    tables: &LabTables,
+) -> LabSums {
+    lab_band_generic(band, linear, threshold, tables)
+}
+
+/// [`lab_band_generic`], compiled for AVX2 where the CPU has it (the same IEEE operations, so
+/// the same results, only more of them at once).
+fn lab_band(
+    band: LabBand<'_>,
+    linear: &[f32; 256],
+    threshold: Option<f32>,
+    tables: &LabTables,
+) -> LabSums {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU supports AVX2, checked just above.
+        return unsafe { lab_band_avx2(band, linear, threshold, tables) };
+    }
+    lab_band_generic(band, linear, threshold, tables)
+}
+
+/// How a band's L*a*b* values move: `(x - means) * scale + target`, per channel.
+#[derive(Debug, Clone, Copy)]
+struct LabMove {
+    means: [f32; 3],
+    scale: [f32; 3],
+    target: [f32; 3],
+    /// Pixels with `L*/100 >= threshold` are copied from the input.
+    threshold: Option<f32>,
+}
+
+/// Writes the moved L*a*b* values of a band as uint8 sRGB into `out`.
+#[inline(always)]
+fn moved_band_generic(
+    lab: [&[f32]; 3],
+    pixels: &[u8],
+    out: &mut [u8],
+    moves: &LabMove,
+    tables: &LabTables,
+) {
+    for (index, (out, pixels)) in out
+        .chunks_mut(BLOCK * 3)
+        .zip(pixels.chunks(BLOCK * 3))
+        .enumerate()
+    {
+        let n = out.len() / 3;
+        let start = index * BLOCK;
+        let mut block = [[0.0f32; BLOCK]; 3];
+        for c in 0..3 {
+            block[c][..n].copy_from_slice(&lab[c][start..start + n]);
+        }
+        let mut moved = [[0.0f32; BLOCK]; 3];
+        for c in 0..3 {
+            for i in 0..BLOCK {
+                moved[c][i] = (block[c][i] - moves.means[c]) * moves.scale[c] + moves.target[c];
+            }
+        }
+        let linear = linear_block(&moved, tables);
+        let mut steps = [[0i32; BLOCK]; 3];
+        for (step, &v) in steps
+            .as_flattened_mut()
+            .iter_mut()
+            .zip(linear.as_flattened())
+        {
+            *step = (v * UINT8_STEPS as f32 + 0.5).clamp(0.0, UINT8_STEPS as f32) as i32;
+        }
+        for i in 0..n {
+            let keep = moves.threshold.is_some_and(|t| block[0][i] / 100.0 >= t);
+            for c in 0..3 {
+                out[3 * i + c] = if keep {
+                    pixels[3 * i + c]
+                } else {
+                    tables.uint8_of_linear[steps[c][i] as usize]
+                };
+            }
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn moved_band_avx2(
+    lab: [&[f32]; 3],
+    pixels: &[u8],
+    out: &mut [u8],
+    moves: &LabMove,
+    tables: &LabTables,
+) {
+    moved_band_generic(lab, pixels, out, moves, tables)
+}
+
+/// [`moved_band_generic`], compiled for AVX2 where the CPU has it (see [`lab_band`]).
+fn moved_band(
+    lab: [&[f32]; 3],
+    pixels: &[u8],
+    out: &mut [u8],
+    moves: &LabMove,
+    tables: &LabTables,
+) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU supports AVX2, checked just above.
+        return unsafe { moved_band_avx2(lab, pixels, out, moves, tables) };
+    }
+    moved_band_generic(lab, pixels, out, moves, tables)
 }
 
 /// Reinhard normalization of one image into `out`.
@@ -355,73 +600,52 @@ fn reinhard_image(
 ) {
     let tables = lab_tables();
     let linear = image_linear_table(image, options, tables);
-    let is_tissue = |lab: &[f32; 3]| options.mask_threshold.is_none_or(|t| lab[0] / 100.0 < t);
-    let mut lab = vec![0.0f32; shape.pixels() * 3];
+    let pixels = shape.pixels();
+    let band_pixels = BAND_ROWS * shape.width;
+    // L*a*b* planes [3][pixels], in bands of rows.
+    let mut lab = vec![0.0f32; 3 * pixels];
+    let (l_plane, rest) = lab.split_at_mut(pixels);
+    let (a_plane, b_plane) = rest.split_at_mut(pixels);
     let band_sums: Vec<LabSums> = image
         .par_chunks(shape.band_bytes())
-        .zip(lab.par_chunks_mut(shape.band_bytes()))
-        .map(|(pixels, lab_band)| {
-            let mut sums = LabSums::default();
-            for (rgb, value) in pixels.chunks_exact(3).zip(lab_band.chunks_exact_mut(3)) {
-                let v = lab_from_linear(
-                    [
-                        linear[rgb[0] as usize],
-                        linear[rgb[1] as usize],
-                        linear[rgb[2] as usize],
-                    ],
-                    tables,
-                );
-                value.copy_from_slice(&v);
-                if is_tissue(&v) {
-                    sums.count += 1;
-                    for (c, &x) in v.iter().enumerate() {
-                        let x = f64::from(x);
-                        sums.sum[c] += x;
-                        sums.squares[c] += x * x;
-                    }
-                }
-            }
-            sums
+        .zip(l_plane.par_chunks_mut(band_pixels))
+        .zip(a_plane.par_chunks_mut(band_pixels))
+        .zip(b_plane.par_chunks_mut(band_pixels))
+        .map(|(((pixels, l), a), b)| {
+            let band = LabBand {
+                pixels,
+                planes: [l, a, b],
+            };
+            lab_band(band, &linear, options.mask_threshold, tables)
         })
         .collect();
     let mut sums = LabSums::default();
     band_sums.iter().for_each(|band| sums.add(band));
 
-    let masked = options.mask_threshold.is_some();
-    if masked && (sums.count as usize) < options.min_tissue_pixels {
+    if options.mask_threshold.is_some() && (sums.count as usize) < options.min_tissue_pixels {
         out.copy_from_slice(image);
         return;
     }
     let count = sums.count.max(1) as f64;
-    let mut means = [0.0f32; 3];
-    let mut scale = [0.0f32; 3];
+    let mut moves = LabMove {
+        means: [0.0; 3],
+        scale: [0.0; 3],
+        target: target.means,
+        threshold: options.mask_threshold,
+    };
     for c in 0..3 {
         let mean = sums.sum[c] / count;
         let variance = (sums.squares[c] / count - mean * mean).max(0.0);
-        means[c] = mean as f32;
-        scale[c] = target.stds[c] / (variance.sqrt() as f32).max(options.min_std);
+        moves.means[c] = mean as f32;
+        moves.scale[c] = target.stds[c] / (variance.sqrt() as f32).max(options.min_std);
     }
     out.par_chunks_mut(shape.band_bytes())
-        .zip(lab.par_chunks(shape.band_bytes()))
         .zip(image.par_chunks(shape.band_bytes()))
-        .for_each(|((out_band, lab_band), pixels)| {
-            for ((rgb_out, v), rgb_in) in out_band
-                .chunks_exact_mut(3)
-                .zip(lab_band.chunks_exact(3))
-                .zip(pixels.chunks_exact(3))
-            {
-                let v = [v[0], v[1], v[2]];
-                if masked && !is_tissue(&v) {
-                    rgb_out.copy_from_slice(rgb_in);
-                    continue;
-                }
-                let moved: [f32; 3] =
-                    std::array::from_fn(|c| (v[c] - means[c]) * scale[c] + target.means[c]);
-                let rgb = linear_from_lab(moved, tables);
-                for c in 0..3 {
-                    rgb_out[c] = uint8_from_linear(rgb[c], tables);
-                }
-            }
+        .zip(l_plane.par_chunks(band_pixels))
+        .zip(a_plane.par_chunks(band_pixels))
+        .zip(b_plane.par_chunks(band_pixels))
+        .for_each(|((((out, pixels), l), a), b)| {
+            moved_band([l, a, b], pixels, out, &moves, tables)
         });
 }
 
@@ -651,8 +875,7 @@ pub fn od_reconstruct(
                     for ((rgb, &a), &b) in out.chunks_exact_mut(3).zip(first).zip(second) {
                         let rebuilt = row_times([a * scale[0], b * scale[1]], &stains_t);
                         for c in 0..3 {
-                            let value = 256.0 * (-rebuilt[c]).exp() - 1.0;
-                            rgb[c] = value.round_ties_even().clamp(0.0, 255.0) as u8;
+                            rgb[c] = to_uint8(256.0 * (-rebuilt[c]).exp() - 1.0);
                         }
                     }
                 });
@@ -678,6 +901,30 @@ mod tests {
             assert!((got - want).abs() < 2e-3, "{green:?}");
         }
         assert!(lab_of_pixel([0, 0, 0]).iter().all(|v| v.abs() < 1e-6));
+    }
+
+    #[test]
+    fn inlined_cbrt_and_rounding_equal_the_library_functions() {
+        // Every 61st f32 from 0.008 (below the L*a*b* threshold) to 1.2 (above white's XYZ).
+        for bits in (0.008f32.to_bits()..1.2f32.to_bits()).step_by(61) {
+            let x = f32::from_bits(bits);
+            let (got, want) = (cbrt_positive(x), x.cbrt());
+            assert!(
+                got.to_bits().abs_diff(want.to_bits()) <= 1,
+                "cbrt({x}) = {got}, not {want}"
+            );
+        }
+        for v in (-2000..=300_000).map(|i| i as f32 / 1000.0) {
+            let want = v.round_ties_even().clamp(0.0, 255.0) as u8;
+            assert_eq!(to_uint8(v), want, "{v}");
+        }
+        for v in [-1e30, f32::NEG_INFINITY, 255.5, 256.5, 1e30, f32::INFINITY] {
+            assert_eq!(
+                to_uint8(v),
+                v.round_ties_even().clamp(0.0, 255.0) as u8,
+                "{v}"
+            );
+        }
     }
 
     #[test]

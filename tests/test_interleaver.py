@@ -259,3 +259,18 @@ def test_bad_states_are_rejected(tmp_path):
     finite = make(paths, batch_size=2, infinite=False)
     with pytest.raises(ValueError, match="6 draws from part 0, which has 5 records"):
         finite.set_state({"epoch": 0, "step": 6, "draws": [6, 0]})
+
+
+def test_read_only_folders_are_scanned_not_written(tmp_path):
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    paths = write_files(folder, [4, 3])
+    folder.chmod(0o555)
+    try:
+        batches = one_epoch(paths, batch_size=4)
+        assert sorted(os.listdir(folder)) == ["f0.tfrecords", "f1.tfrecords"]
+    finally:
+        folder.chmod(0o755)
+    assert sum(len(b["image"]) for b in batches) == 7
+    one_epoch(paths, batch_size=4)
+    assert sorted(os.listdir(folder))[:2] == ["f0.index.npz", "f0.tfrecords"]

@@ -42,19 +42,38 @@ def record_tables(paths: Sequence[str]) -> list[np.ndarray]:
     """Each file's index as int64 [N, 2] (offset, framed length).
 
     Uses (and builds, in parallel, when missing or stale) the Slideflow-compatible
-    ``.index.npz`` beside each file; where the folder is read-only the files are scanned in
-    memory instead.
+    ``.index.npz`` beside each file. Files in read-only folders are scanned in memory instead,
+    and nothing is written there, even when running as root.
     """
+    writable = [p for p in paths if _folder_is_writable(p)]
+    if writable:
+        build_indexes(writable)
+    scanned = iter(_scan([p for p in paths if p not in set(writable)]))
+    return [
+        np.asarray(load_index(p), dtype=np.int64).reshape(-1, 2) if p in writable else next(scanned)
+        for p in paths
+    ]
+
+
+def _folder_is_writable(path: str) -> bool:
+    """Whether index files may be written beside `path`: writable for this user and not marked
+    read-only in its mode bits (root may write anywhere; a r-x folder is still read-only)."""
+    folder = os.path.dirname(os.path.abspath(path))
     try:
-        build_indexes(paths)
-        return [np.asarray(load_index(p), dtype=np.int64).reshape(-1, 2) for p in paths]
-    except PermissionError:
-        tables = []
-        for result in _native.scan_indexes(list(paths), with_locations=False):
-            if isinstance(result, BaseException):
-                raise result from None
-            tables.append(np.asarray(result[0], dtype=np.int64).reshape(-1, 2))
-        return tables
+        mode = os.stat(folder).st_mode
+    except OSError:
+        return False
+    return os.access(folder, os.W_OK) and bool(mode & 0o222)
+
+
+def _scan(paths: list[str]) -> list[np.ndarray]:
+    """Indexes of `paths` scanned in parallel, in memory."""
+    tables = []
+    for result in _native.scan_indexes(paths, with_locations=False) if paths else []:
+        if isinstance(result, BaseException):
+            raise result
+        tables.append(np.asarray(result[0], dtype=np.int64).reshape(-1, 2))
+    return tables
 
 
 def per_file(value: Any, paths: Sequence[str], name: str, kind: type) -> list[Any] | None:

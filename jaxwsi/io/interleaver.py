@@ -45,10 +45,10 @@ def record_tables(paths: Sequence[str]) -> list[np.ndarray]:
     ``.index.npz`` beside each file. Files in read-only folders are scanned in memory instead,
     and nothing is written there, even when running as root.
     """
-    writable = [p for p in paths if _folder_is_writable(p)]
+    writable = {p for p in paths if _folder_is_writable(p)}
     if writable:
-        build_indexes(writable)
-    scanned = iter(_scan([p for p in paths if p not in set(writable)]))
+        build_indexes([p for p in paths if p in writable])
+    scanned = iter(_scan([p for p in paths if p not in writable]))
     return [
         np.asarray(load_index(p), dtype=np.int64).reshape(-1, 2) if p in writable else next(scanned)
         for p in paths

@@ -15,6 +15,7 @@
 //! Per-image sums are reduced band by band in a fixed order, so results do not depend on the
 //! number of threads, and each image's result does not depend on the rest of the batch.
 
+use std::cmp::Ordering;
 use std::fmt;
 use std::sync::OnceLock;
 
@@ -272,17 +273,69 @@ fn lerp(low: f64, high: f64, t: f64) -> f64 {
     }
 }
 
-/// `numpy.percentile(values, q)` (method "linear"); reorders `values`. NaN when empty.
-pub fn percentile(values: &mut [f32], q: f64) -> f32 {
+/// Where numpy's linear percentile `q` of `n` values falls: the lower rank and the fraction.
+fn percentile_position(n: usize, q: f64) -> (usize, f64) {
+    let position = q / 100.0 * (n - 1) as f64;
+    let lower = (position.floor() as usize).min(n - 1);
+    (lower, position - lower as f64)
+}
+
+/// The elements of rank `rank` and `rank + 1` (clamped to the last) of `values` under `cmp`.
+fn select_two<T: Copy>(values: &mut [T], rank: usize, cmp: impl Fn(&T, &T) -> Ordering) -> (T, T) {
+    let (_, &mut low, above) = values.select_nth_unstable_by(rank, &cmp);
+    let high = above.iter().copied().min_by(&cmp).unwrap_or(low);
+    (low, high)
+}
+
+/// [`select_two`] without reordering `values`, fast for ranks in a tail (percentiles 1 and 99):
+/// a strided sample gives a threshold a little inside the tail, and only the values beyond it
+/// are selected from. Exact whatever the sample: if the tail misses the rank, all values are.
+fn order_statistics<T: Copy>(
+    values: &[T],
+    rank: usize,
+    cmp: impl Fn(&T, &T) -> Ordering,
+) -> (T, T) {
+    const SAMPLE: usize = 1024;
+    let n = values.len();
+    if n >= 16 * SAMPLE {
+        let mut sample: Vec<T> = values.iter().copied().step_by(n / SAMPLE).collect();
+        let m = sample.len();
+        // About 2% of the sample (plus a few) outward from the rank, against sampling error.
+        let (margin, at) = (m / 50 + 8, rank * m / n);
+        if 2 * rank >= n && at > margin {
+            let (_, &mut threshold, _) = sample.select_nth_unstable_by(at - margin, &cmp);
+            let mut tail: Vec<T> = values
+                .iter()
+                .copied()
+                .filter(|v| cmp(v, &threshold).is_ge())
+                .collect();
+            let below = n - tail.len();
+            if below <= rank {
+                return select_two(&mut tail, rank - below, cmp);
+            }
+        } else if 2 * rank < n && at + margin < m {
+            let (_, &mut threshold, _) = sample.select_nth_unstable_by(at + margin, &cmp);
+            let mut tail: Vec<T> = values
+                .iter()
+                .copied()
+                .filter(|v| cmp(v, &threshold).is_le())
+                .collect();
+            if tail.len() > rank + 1 {
+                return select_two(&mut tail, rank, cmp);
+            }
+        }
+    }
+    select_two(&mut values.to_vec(), rank, cmp)
+}
+
+/// `numpy.percentile(values, q)` (method "linear"); NaN when empty.
+pub fn percentile(values: &[f32], q: f64) -> f32 {
     if values.is_empty() {
         return f32::NAN;
     }
-    let position = q / 100.0 * (values.len() - 1) as f64;
-    let lower = (position.floor() as usize).min(values.len() - 1);
-    let (_, low, above) = values.select_nth_unstable_by(lower, f32::total_cmp);
-    let low = *low;
-    let high = above.iter().copied().min_by(f32::total_cmp).unwrap_or(low);
-    lerp(f64::from(low), f64::from(high), position - lower as f64) as f32
+    let (lower, fraction) = percentile_position(values.len(), q);
+    let (low, high) = order_statistics(values, lower, f32::total_cmp);
+    lerp(f64::from(low), f64::from(high), fraction) as f32
 }
 
 /// The `q`-th percentile (linear interpolation) of a histogram of `total` uint8 values.
@@ -769,8 +822,38 @@ pub fn od_tissue_covariance(
         .collect())
 }
 
-/// Per image: percentiles `qs` of the angle `atan2(od @ plane[:, 1], od @ plane[:, 0])` over
-/// tissue pixels (every channel's optical density >= `threshold`); NaN without tissue.
+/// A key that orders points of the plane as their angle `atan2(y, x)` in (-π, π] does, without
+/// computing it: `d = y / (|x| + |y|)` (monotone in the angle) on the right half-plane, `2 - d`
+/// above and `-2 - d` below on the left. Selecting by it costs a division, not an `atan2`.
+#[inline(always)]
+fn angle_order_key(x: f32, y: f32) -> f32 {
+    let sum = x.abs() + y.abs();
+    let d = if sum > 0.0 { y / sum } else { 0.0 };
+    if x >= 0.0 {
+        d
+    } else if y.is_sign_negative() {
+        -2.0 - d
+    } else {
+        2.0 - d
+    }
+}
+
+/// `key`'s bits as an unsigned integer in the same order as the float, above a pixel index.
+#[inline(always)]
+fn sortable_entry(key: f32, index: usize) -> u64 {
+    let bits = key.to_bits();
+    let ordered = if bits >> 31 == 1 {
+        !bits
+    } else {
+        bits | 0x8000_0000
+    };
+    (u64::from(ordered) << 32) | index as u64
+}
+
+/// Per image: percentiles `qs` (numpy's linear interpolation) of the angle
+/// `atan2(od @ plane[:, 1], od @ plane[:, 0])` over tissue pixels (every channel's optical
+/// density >= `threshold`); NaN without tissue. Pixels are ordered by [`angle_order_key`] and
+/// `atan2` is taken of the two order statistics each percentile needs.
 pub fn od_angle_percentiles(
     images: &[u8],
     shape: BatchShape,
@@ -781,27 +864,44 @@ pub fn od_angle_percentiles(
     shape.check("optical density images", images.len())?;
     check_count("principal planes", planes.len(), shape.batch)?;
     let table = density_table();
+    let band_pixels = BAND_ROWS * shape.width;
     Ok(images
         .par_chunks(shape.image_bytes())
         .zip(planes)
         .map(|(image, plane)| {
-            let bands: Vec<Vec<f32>> = image
+            let projected = |rgb: &[u8]| row_times(density_of(rgb, table), plane);
+            let bands: Vec<Vec<u64>> = image
                 .par_chunks(shape.band_bytes())
-                .map(|pixels| {
-                    pixels
-                        .chunks_exact(3)
-                        .filter_map(|rgb| {
-                            let d = density_of(rgb, table);
-                            is_dense(&d, threshold).then(|| {
-                                let projected = row_times(d, plane);
-                                projected[1].atan2(projected[0])
-                            })
-                        })
-                        .collect()
+                .enumerate()
+                .map(|(band, pixels)| {
+                    let mut entries = Vec::with_capacity(band_pixels);
+                    for (i, rgb) in pixels.chunks_exact(3).enumerate() {
+                        if is_dense(&density_of(rgb, table), threshold) {
+                            let [x, y] = projected(rgb);
+                            let key = angle_order_key(x, y);
+                            entries.push(sortable_entry(key, band * band_pixels + i));
+                        }
+                    }
+                    entries
                 })
                 .collect();
-            let mut angles = bands.concat();
-            qs.iter().map(|&q| percentile(&mut angles, q)).collect()
+            let entries = bands.concat();
+            let angle_of = |entry: u64| {
+                let index = (entry & 0xffff_ffff) as usize;
+                let [x, y] = projected(&image[3 * index..3 * index + 3]);
+                y.atan2(x)
+            };
+            qs.iter()
+                .map(|&q| {
+                    if entries.is_empty() {
+                        return f32::NAN;
+                    }
+                    let (lower, fraction) = percentile_position(entries.len(), q);
+                    let (low, high) = order_statistics(&entries, lower, u64::cmp);
+                    let (low, high) = (f64::from(angle_of(low)), f64::from(angle_of(high)));
+                    lerp(low, high, fraction) as f32
+                })
+                .collect()
         })
         .collect())
 }
@@ -858,10 +958,8 @@ pub fn od_reconstruct(
                         (*a, *b) = (c[0], c[1]);
                     }
                 });
-            let (top_first, top_second) = rayon::join(
-                || percentile(&mut first.to_vec(), q),
-                || percentile(&mut second.to_vec(), q),
-            );
+            let (top_first, top_second) =
+                rayon::join(|| percentile(first, q), || percentile(second, q));
             let scale = [
                 target.max_concentrations[0] / top_first.max(1e-6),
                 target.max_concentrations[1] / top_second.max(1e-6),
@@ -872,15 +970,95 @@ pub fn od_reconstruct(
                 .zip(first.par_chunks(band_pixels))
                 .zip(second.par_chunks(band_pixels))
                 .for_each(|((out, first), second)| {
-                    for ((rgb, &a), &b) in out.chunks_exact_mut(3).zip(first).zip(second) {
-                        let rebuilt = row_times([a * scale[0], b * scale[1]], &stains_t);
-                        for c in 0..3 {
-                            rgb[c] = to_uint8(256.0 * (-rebuilt[c]).exp() - 1.0);
-                        }
-                    }
+                    rebuild_band([first, second], out, scale, &stains_t)
                 });
         });
     Ok(())
+}
+
+/// e^x in f32 arithmetic, vectorizable (Cephes `expf`): `x = k ln 2 + r` with |r| <= ln 2 / 2
+/// (ln 2 split in two for an exact reduction), a degree-6 polynomial of e^r, and 2^k from the
+/// exponent bits. Within 2 ulp of the libm `expf`; numpy's own SIMD `exp` differs from libm by as
+/// much, so this changes no more pixels than numpy's choice of `exp` does.
+#[inline(always)]
+fn exp_f32(x: f32) -> f32 {
+    const SHIFT: f32 = 12_582_912.0; // 1.5 * 2^23: adding it rounds to an integer
+                                     // Beyond these, e^x is 0 or infinite in f32; 2^k stays a normal float in between.
+    let x = x.clamp(-87.0, 88.5);
+    let shifted = x * std::f32::consts::LOG2_E + SHIFT;
+    let k = shifted - SHIFT;
+    let r = x - k * 0.693_359_4 - k * -2.121_944_4e-4;
+    let mut polynomial = 1.987_569_1e-4;
+    for coefficient in [1.398_2e-3, 8.333_452e-3, 4.166_579_6e-2, 0.166_666_65, 0.5] {
+        polynomial = polynomial * r + coefficient;
+    }
+    let e_to_r = polynomial * (r * r) + r + 1.0;
+    // The low bits of `shifted` hold k; k + 127 in the exponent field is 2^k.
+    let two_to_k = f32::from_bits(shifted.to_bits().wrapping_add(127) << 23);
+    e_to_r * two_to_k
+}
+
+/// Rebuilds a band's pixels from its concentration planes: `(c * scale) @ stains_t`, then
+/// `256 e^-od - 1` rounded to uint8 (`color.from_optical_density`).
+#[inline(always)]
+#[allow(clippy::needless_range_loop)] // blocks are indexed [channel][pixel]
+fn rebuild_band_generic(
+    concentrations: [&[f32]; 2],
+    out: &mut [u8],
+    scale: [f32; 2],
+    stains_t: &[[f32; 3]; 2],
+) {
+    for (index, out) in out.chunks_mut(BLOCK * 3).enumerate() {
+        let n = out.len() / 3;
+        let start = index * BLOCK;
+        let mut scaled = [[0.0f32; BLOCK]; 2];
+        for k in 0..2 {
+            for (value, &c) in scaled[k]
+                .iter_mut()
+                .zip(&concentrations[k][start..start + n])
+            {
+                *value = c * scale[k];
+            }
+        }
+        let mut rebuilt = [[0u8; BLOCK]; 3];
+        for j in 0..3 {
+            for i in 0..BLOCK {
+                let density = scaled[0][i] * stains_t[0][j] + scaled[1][i] * stains_t[1][j];
+                rebuilt[j][i] = to_uint8(256.0 * exp_f32(-density) - 1.0);
+            }
+        }
+        for i in 0..n {
+            for c in 0..3 {
+                out[3 * i + c] = rebuilt[c][i];
+            }
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn rebuild_band_avx2(
+    concentrations: [&[f32]; 2],
+    out: &mut [u8],
+    scale: [f32; 2],
+    stains_t: &[[f32; 3]; 2],
+) {
+    rebuild_band_generic(concentrations, out, scale, stains_t)
+}
+
+/// [`rebuild_band_generic`], compiled for AVX2 where the CPU has it (see [`lab_band`]).
+fn rebuild_band(
+    concentrations: [&[f32]; 2],
+    out: &mut [u8],
+    scale: [f32; 2],
+    stains_t: &[[f32; 3]; 2],
+) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU supports AVX2, checked just above.
+        return unsafe { rebuild_band_avx2(concentrations, out, scale, stains_t) };
+    }
+    rebuild_band_generic(concentrations, out, scale, stains_t)
 }
 
 #[cfg(test)]
@@ -906,6 +1084,21 @@ mod tests {
     #[test]
     fn inlined_cbrt_and_rounding_equal_the_library_functions() {
         // Every 61st f32 from 0.008 (below the L*a*b* threshold) to 1.2 (above white's XYZ).
+        for x in (-86_000..=88_000).map(|i| i as f32 / 997.0) {
+            let (got, want) = (exp_f32(x), x.exp());
+            assert!(
+                got.to_bits().abs_diff(want.to_bits()) <= 2,
+                "exp({x}) = {got}, not {want}"
+            );
+        }
+        // Where e^x is tiny, 256 e^x - 1 rounds to 0 all the same; where huge, it clips to 255.
+        for x in [-1e30, -104.0, -88.0] {
+            assert_eq!(to_uint8(256.0 * exp_f32(x) - 1.0), 0, "exp({x})");
+        }
+        for x in [88.0, 89.0, 1e30, f32::INFINITY] {
+            assert!(exp_f32(x) > 1e38, "exp({x})");
+        }
+        assert!(exp_f32(f32::NAN).is_nan());
         for bits in (0.008f32.to_bits()..1.2f32.to_bits()).step_by(61) {
             let x = f32::from_bits(bits);
             let (got, want) = (cbrt_positive(x), x.cbrt());
@@ -924,6 +1117,41 @@ mod tests {
                 v.round_ties_even().clamp(0.0, 255.0) as u8,
                 "{v}"
             );
+        }
+    }
+
+    #[test]
+    fn angle_order_key_orders_points_as_atan2_does() {
+        let mut state = 0x2545f4914f6cdd1du64;
+        let mut points: Vec<(f32, f32)> = (0..20_000)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                let x = ((state & 0xffff) as f32 - 32768.0) / 1000.0;
+                let y = (((state >> 16) & 0xffff) as f32 - 32768.0) / 1000.0;
+                (x, y)
+            })
+            .collect();
+        points.extend([
+            (1.0, 0.0),
+            (0.0, 1.0),
+            (-1.0, 0.0),
+            (0.0, -1.0),
+            (-1.0, -1e-30),
+        ]);
+        points.sort_by(|a, b| a.1.atan2(a.0).total_cmp(&b.1.atan2(b.0)));
+        // Keys are f32 too: they may swap points whose angles differ by float rounding only.
+        for pair in points.windows(2) {
+            let (a, b) = (pair[0], pair[1]);
+            let (ka, kb) = (angle_order_key(a.0, a.1), angle_order_key(b.0, b.1));
+            if ka > kb || sortable_entry(ka, 7) > sortable_entry(kb, 7) {
+                let gap = b.1.atan2(b.0) - a.1.atan2(a.0);
+                assert!(
+                    gap < 1e-6,
+                    "{a:?} -> {ka}, {b:?} -> {kb}: angles {gap} apart"
+                );
+            }
         }
     }
 
@@ -947,10 +1175,30 @@ mod tests {
         // numpy.percentile([3, 1, 4, 1, 5], q) for q = 0, 10, 50, 99, 100.
         let expected = [1.0, 1.0, 3.0, 4.96, 5.0];
         for (q, want) in [0.0, 10.0, 50.0, 99.0, 100.0].into_iter().zip(expected) {
-            let got = percentile(&mut [3.0, 1.0, 4.0, 1.0, 5.0], q);
+            let got = percentile(&[3.0, 1.0, 4.0, 1.0, 5.0], q);
             assert!((got - want).abs() < 1e-6, "q={q}: {got}");
         }
-        assert!(percentile(&mut [], 50.0).is_nan());
+        assert!(percentile(&[], 50.0).is_nan());
+        // Large inputs take the sampled-tail path: compare with a full sort, ties included.
+        let mut state = 0x853c49e6748fea9bu64;
+        for n in [20_000usize, 89_401] {
+            let values: Vec<f32> = (0..n)
+                .map(|_| {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    ((state % 5000) as f32 - 2500.0) / 7.0
+                })
+                .collect();
+            let mut sorted = values.clone();
+            sorted.sort_by(f32::total_cmp);
+            for q in [0.0, 0.5, 1.0, 30.0, 50.0, 70.0, 99.0, 99.5, 100.0] {
+                let (lower, fraction) = percentile_position(n, q);
+                let upper = (lower + 1).min(n - 1);
+                let want = lerp(f64::from(sorted[lower]), f64::from(sorted[upper]), fraction);
+                assert_eq!(percentile(&values, q), want as f32, "n={n} q={q}");
+            }
+        }
         let mut counts = [0u64; 256];
         for v in [3, 1, 4, 1, 5] {
             counts[v] += 1;

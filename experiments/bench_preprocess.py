@@ -1,13 +1,17 @@
-"""Throughput of stain normalization and augmentation on 299 px tiles: numpy (CPU) and JAX.
+"""Throughput of stain normalization and augmentation on 299 px tiles: native, numpy and JAX.
 
-Prints a markdown table of tiles/s, next to
+Prints a markdown table of tiles/s (wall clock) and tiles per CPU-second (this process, all its
+threads: the steadier figure on a shared machine) for
+- the native CPU path (``transform()``: Rust kernels on rayon's pool), with 1 and 2 threads, each
+  measured in a child process started with ``RAYON_NUM_THREADS``;
+- the numpy reference code (``transform(native=False)``) the kernels are tested against;
+- JAX on JAX's default backend (a GPU when one is present, else the CPU);
+next to
 - the physical limit of this machine for a per-pixel pass (one core copying the batch), and the
   loader's own per-core ceiling (decoding a 299 px JPEG q95 tile with libjpeg-turbo via Pillow);
 - Slideflow's published figures (docs-source/source/norm.rst: 299 px, PyTorch, A100 GPU +
   Threadripper 3960X 24-core CPU): reinhard_fast ≈ 4.2k img/s, macenko ≈ 0.88k, vahadane ≈ 1–2.
   Those are quoted, not measured here.
-
-The JAX rows run on JAX's default backend: a GPU when one is present, else the CPU.
 
 Run: .venv/bin/python experiments/bench_preprocess.py [--batch 32] [--repeats 3]
 """
@@ -16,8 +20,11 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import os
 import platform
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from functools import partial
@@ -50,15 +57,41 @@ def make_tiles(count: int) -> np.ndarray:
     return np.ascontiguousarray(np.stack(tiles))
 
 
-def rate(run: Callable[[], object], tiles: int, repeats: int) -> float:
-    """Best-of-``repeats`` tiles per second of ``run`` (called once first to warm up/compile)."""
+#: A measured row: step, where it runs, tiles/s (wall), tiles per CPU-second, published figure.
+Row = tuple[str, str, float, float, str]
+
+
+def rate(run: Callable[[], object], tiles: int, repeats: int) -> tuple[float, float]:
+    """Best-of-``repeats`` tiles per wall second and per CPU-second of ``run`` (after a warm-up)."""
     jax.block_until_ready(run())
-    best = float("inf")
+    best_wall = best_cpu = float("inf")
     for _ in range(repeats):
-        start = time.perf_counter()
+        wall, cpu = time.perf_counter(), time.process_time()
         jax.block_until_ready(run())
-        best = min(best, time.perf_counter() - start)
-    return tiles / best
+        best_wall = min(best_wall, time.perf_counter() - wall)
+        best_cpu = min(best_cpu, time.process_time() - cpu)
+    return tiles / best_wall, tiles / max(best_cpu, 1e-9)
+
+
+def native_rows(tiles: np.ndarray, args: argparse.Namespace) -> list[Row]:
+    """The native transform of each normalizer that has one, on rayon's pool as configured."""
+    rows = []
+    where = f"native, {os.environ.get('RAYON_NUM_THREADS', 'all')} thread(s)"
+    for method, cls in NORMALIZERS.items():
+        if cls.has_native:
+            normalizer = autoselect(method).fit_reference()
+            wall, cpu = rate(partial(normalizer.transform, tiles), len(tiles), args.repeats)
+            rows.append((method, where, wall, cpu, PUBLISHED.get(method, "")))
+    return rows
+
+
+def native_rows_with_threads(threads: int, args: argparse.Namespace) -> list[Row]:
+    """:func:`native_rows` in a child process whose rayon pool has ``threads`` threads."""
+    command = [sys.executable, __file__, "--native-only", "--batch", str(args.batch)]
+    command += ["--repeats", str(args.repeats)]
+    env = dict(os.environ, RAYON_NUM_THREADS=str(threads))
+    result = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
+    return [tuple(row) for row in json.loads(result.stdout.splitlines()[-1])]
 
 
 def cpu_model() -> str:
@@ -76,17 +109,23 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=32, help="tiles per batch")
     parser.add_argument("--vahadane-batch", type=int, default=8, help="tiles per vahadane batch")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--native-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
     tiles = make_tiles(args.batch)
+    if args.native_only:
+        print(json.dumps(native_rows(tiles, args)))
+        return
+    native = {threads: native_rows_with_threads(threads, args) for threads in (1, 2)}
     device_tiles = jax.device_put(tiles)
     on_device = f"JAX ({jax.default_backend()})"
-    rows: list[tuple[str, str, float, str]] = []
+    rows: list[Row] = []
+    loads = [os.getloadavg()[0]]
 
     def measure(name: str, where: str, run: Callable[[], object], count: int) -> None:
-        published = PUBLISHED.get(name, "")
-        rows.append((name, where, rate(run, count, args.repeats), published))
-        print(f"  {name} on {where}: {rows[-1][2]:,.1f} tiles/s", flush=True)
+        wall, cpu = rate(run, count, args.repeats)
+        rows.append((name, where, wall, cpu, PUBLISHED.get(name, "")))
+        print(f"  {name} on {where}: {wall:,.1f} tiles/s, {cpu:,.1f} per CPU-second", flush=True)
 
     copy_target = np.empty_like(tiles)
     measure(
@@ -104,11 +143,15 @@ def main() -> None:
     for method in NORMALIZERS:
         normalizer = autoselect(method).fit_reference()
         batch = tiles[: args.vahadane_batch] if method == "vahadane" else tiles
-        measure(method, "numpy", partial(normalizer.transform, batch), len(batch))
+        for threads in (1, 2):
+            rows.extend(row for row in native[threads] if row[0] == method)
+        reference = partial(normalizer.transform, batch, native=False)
+        measure(method, "numpy reference", reference, len(batch))
         if normalizer.has_jax:
             measure(
                 method, on_device, partial(normalizer.jax_transform(), device_tiles), len(tiles)
             )
+        loads.append(os.getloadavg()[0])
 
     def numpy_augment() -> np.ndarray:
         drawn = draw_augment("xyrjb", example_generators(np.random.default_rng(0), len(tiles)))
@@ -124,21 +167,25 @@ def main() -> None:
     chain = Preprocessor(normalizer="reinhard_fast", augment="xyrjb", standardize=True)
     measure(
         'chain: reinhard_fast + "xyrjb" + standardize',
-        "numpy",
+        "native (all threads) + numpy",
         lambda: chain.images(tiles, np.random.default_rng(0)),
         len(tiles),
     )
 
+    loads.append(os.getloadavg()[0])
     print(
-        f"\n{time.strftime('%Y-%m-%d')}, {cpu_model()}, {os.cpu_count()} cores, "
-        f"load average {os.getloadavg()[0]:.1f}, JAX {jax.__version__} on "
-        f"{jax.devices()[0].device_kind}; {args.batch} tiles of {TILE_PX} px per batch, "
-        f"best of {args.repeats}\n"
+        f"\n{time.strftime('%Y-%m-%d %H:%M')}, {cpu_model()}, {os.cpu_count()} cores, "
+        f"1-minute load average {min(loads):.1f}–{max(loads):.1f} during the run, JAX "
+        f"{jax.__version__} on {jax.devices()[0].device_kind}; {args.batch} tiles of {TILE_PX} px "
+        f"per batch, best of {args.repeats}\n"
     )
-    print("| step | runs on | tiles/s | Slideflow, published (A100 + 24-core CPU) |")
-    print("|---|---|---:|---|")
-    for name, where, value, published in rows:
-        print(f"| {name} | {where} | {value:,.1f} | {published} |")
+    print(
+        "| step | runs on | tiles/s | tiles per CPU-second "
+        "| Slideflow, published (A100 + 24-core CPU) |"
+    )
+    print("|---|---|---:|---:|---|")
+    for name, where, wall, cpu, published in rows:
+        print(f"| {name} | {where} | {wall:,.1f} | {cpu:,.1f} | {published} |")
 
 
 if __name__ == "__main__":

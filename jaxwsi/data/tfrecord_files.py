@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from jaxwsi.data.errors import DatasetError
-from jaxwsi.io import build_indexes, load_index
+from jaxwsi.io import load_indexes
 
 log = logging.getLogger(__name__)
 
@@ -56,5 +56,4 @@ def count_tiles(paths: Iterable[str]) -> dict[str, int]:
     """Tiles per TFRecord path, from its index (missing or stale indexes are built beside the
     files, in parallel). A malformed TFRecord raises `jaxwsi.io.TFRecordError` naming it."""
     paths = list(paths)
-    build_indexes(paths)
-    return {path: len(load_index(path)) for path in paths}
+    return {path: len(records) for path, records in zip(paths, load_indexes(paths), strict=True)}

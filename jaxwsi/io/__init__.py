@@ -1,7 +1,14 @@
 """TFRecord reading, writing, indexing and the native interleaving loader."""
 
 from jaxwsi.io.errors import TFRecordError
-from jaxwsi.io.index import build_index, build_indexes, index_path, load_index, load_locations
+from jaxwsi.io.index import (
+    build_index,
+    build_indexes,
+    index_path,
+    load_index,
+    load_indexes,
+    load_locations,
+)
 from jaxwsi.io.indexed_source import IndexedSource
 from jaxwsi.io.interleaver import Interleaver
 from jaxwsi.io.records import (
@@ -24,6 +31,7 @@ __all__: list[str] = [
     "index_path",
     "iter_records_with_offsets",
     "load_index",
+    "load_indexes",
     "load_locations",
     "read_records",
     "verify_files",

@@ -172,33 +172,57 @@ def build_index(path: PathLike, *, force: bool = False) -> str:
     return build_indexes([path], force=force)[0]
 
 
-def _scan_and_cache(tfrecord: Path) -> tuple[np.ndarray, np.ndarray | None]:
-    """Scans ``tfrecord`` and saves its ``.index.npz``; if the folder is not writable (a shared
-    read-only dataset) the index is still returned, with a warning."""
-    stat = _source_stat(tfrecord)
-    (result,) = _native.scan_indexes([os.fspath(tfrecord)], True)
-    if isinstance(result, BaseException):
-        raise result
-    records, locations = result
+def _folder_is_writable(tfrecord: Path) -> bool:
+    """Whether an index may be saved beside ``tfrecord``: the folder is writable for this user
+    and not marked read-only in its mode bits (root could write into an ``r-x`` folder, but such a
+    folder is a shared dataset to leave alone)."""
     try:
-        _write_index(tfrecord, records, locations, stat)
-    except OSError as e:
-        warnings.warn(f"{tfrecord}: index not saved ({e}); using it from memory", stacklevel=3)
-    return records, locations
+        mode = os.stat(tfrecord.parent).st_mode
+    except OSError:
+        return False
+    return os.access(tfrecord.parent, os.W_OK) and bool(mode & 0o222)
+
+
+def _scan_and_cache(tfrecords: Sequence[Path]) -> list[tuple[np.ndarray, np.ndarray | None]]:
+    """Scans ``tfrecords`` in parallel (native, GIL released) and saves each ``.index.npz``;
+    where the folder is read-only or saving fails, the index is kept in memory, with a warning.
+    Returns (records, locations) per file; the first bad file (in input order) raises."""
+    stats = [_source_stat(t) for t in tfrecords]  # before scanning: see index_reports
+    results = _native.scan_indexes([os.fspath(t) for t in tfrecords], True)
+    scanned = []
+    for tfrecord, stat, result in zip(tfrecords, stats, results, strict=True):
+        if isinstance(result, BaseException):
+            raise result
+        records, locations = result
+        try:
+            if not _folder_is_writable(tfrecord):
+                raise PermissionError(f"{tfrecord.parent} is read-only")
+            _write_index(tfrecord, records, locations, stat)
+        except OSError as e:
+            warnings.warn(f"{tfrecord}: index not saved ({e}); using it from memory", stacklevel=3)
+        scanned.append((records, locations))
+    return scanned
+
+
+def load_indexes(paths: Sequence[PathLike]) -> list[np.ndarray]:
+    """The int64 [N,2] (offset, framed length) index of each TFRecord in ``paths``.
+
+    Uses ``.index.npz``, ``.index.npy`` or a text ``.index`` where one is current; the others are
+    scanned in parallel and saved as ``.index.npz`` (kept in memory only, with a warning, where
+    the folder is read-only or cannot be written).
+    """
+    tfrecords = [Path(p) for p in paths]
+    found = [_current_index(t) for t in tfrecords]
+    todo = [i for i, records in enumerate(found) if records is None]
+    for i, (records, _) in zip(todo, _scan_and_cache([tfrecords[i] for i in todo]), strict=True):
+        found[i] = records
+    return found
 
 
 def load_index(path: PathLike) -> np.ndarray:
-    """The int64 [N,2] (offset, framed length) index of the TFRecord ``path``.
-
-    Uses ``.index.npz``, ``.index.npy`` or a text ``.index`` if one is current; otherwise scans
-    the file and saves a new ``.index.npz`` (kept in memory only, with a warning, when the folder
-    is not writable).
-    """
-    tfrecord = Path(path)
-    records = _current_index(tfrecord)
-    if records is None:
-        records, _ = _scan_and_cache(tfrecord)
-    return records
+    """The int64 [N,2] (offset, framed length) index of the TFRecord ``path`` (see
+    `load_indexes`)."""
+    return load_indexes([path])[0]
 
 
 def load_locations(path: PathLike) -> np.ndarray | None:
@@ -212,4 +236,4 @@ def load_locations(path: PathLike) -> np.ndarray | None:
             if "locations" not in npz.files:
                 return None
             return np.asarray(npz["locations"], dtype=np.int64)
-    return _scan_and_cache(tfrecord)[1]
+    return _scan_and_cache([tfrecord])[0][1]

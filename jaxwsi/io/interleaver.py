@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from jaxwsi import _native
-from jaxwsi.io.index import build_indexes, load_index
+from jaxwsi.io.index import load_indexes
 
 ON_ERROR_MODES = ("raise", "skip")
 _STATE_KEYS = ("epoch", "step", "draws")
@@ -39,41 +39,10 @@ def default_num_threads(num_workers: int) -> int:
 
 
 def record_tables(paths: Sequence[str]) -> list[np.ndarray]:
-    """Each file's index as int64 [N, 2] (offset, framed length).
-
-    Uses (and builds, in parallel, when missing or stale) the Slideflow-compatible
-    ``.index.npz`` beside each file. Files in read-only folders are scanned in memory instead,
-    and nothing is written there, even when running as root.
-    """
-    writable = {p for p in paths if _folder_is_writable(p)}
-    if writable:
-        build_indexes([p for p in paths if p in writable])
-    scanned = iter(_scan([p for p in paths if p not in writable]))
-    return [
-        np.asarray(load_index(p), dtype=np.int64).reshape(-1, 2) if p in writable else next(scanned)
-        for p in paths
-    ]
-
-
-def _folder_is_writable(path: str) -> bool:
-    """Whether index files may be written beside `path`: writable for this user and not marked
-    read-only in its mode bits (root may write anywhere; a r-x folder is still read-only)."""
-    folder = os.path.dirname(os.path.abspath(path))
-    try:
-        mode = os.stat(folder).st_mode
-    except OSError:
-        return False
-    return os.access(folder, os.W_OK) and bool(mode & 0o222)
-
-
-def _scan(paths: list[str]) -> list[np.ndarray]:
-    """Indexes of `paths` scanned in parallel, in memory."""
-    tables = []
-    for result in _native.scan_indexes(paths, with_locations=False) if paths else []:
-        if isinstance(result, BaseException):
-            raise result
-        tables.append(np.asarray(result[0], dtype=np.int64).reshape(-1, 2))
-    return tables
+    """Each file's index as int64 [N, 2] (offset, framed length), from the Slideflow-compatible
+    ``.index.npz`` beside it (built in parallel when missing or stale; see
+    `jaxwsi.io.load_indexes`, which never writes into read-only folders)."""
+    return [np.asarray(r, dtype=np.int64).reshape(-1, 2) for r in load_indexes(paths)]
 
 
 def per_file(value: Any, paths: Sequence[str], name: str, kind: type) -> list[Any] | None:

@@ -1,4 +1,4 @@
-"""Stain normalization (Reinhard, Macenko, Vahadane): numpy on the CPU, JAX on the device.
+"""Stain normalization (Reinhard, Macenko, Vahadane): native/numpy on the CPU, JAX on the device.
 
 ``autoselect(method, source=None)`` returns a normalizer; ``transform(images)`` normalizes an RGB
 uint8 image or batch; ``get_params()``/``set_params()`` give the fit as JSON, and

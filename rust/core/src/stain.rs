@@ -1029,16 +1029,16 @@ fn rebuild_band_generic(
                 *value = c * scale[k];
             }
         }
-        let mut rebuilt = [[0u8; BLOCK]; 3];
+        let mut rebuilt = [[0.0f32; BLOCK]; 3];
         for j in 0..3 {
             for i in 0..BLOCK {
                 let density = scaled[0][i] * stains_t[0][j] + scaled[1][i] * stains_t[1][j];
-                rebuilt[j][i] = to_uint8(256.0 * exp_f32(-density) - 1.0);
+                rebuilt[j][i] = 256.0 * exp_f32(-density) - 1.0;
             }
         }
         for i in 0..n {
             for c in 0..3 {
-                out[3 * i + c] = rebuilt[c][i];
+                out[3 * i + c] = to_uint8(rebuilt[c][i]);
             }
         }
     }

@@ -1344,6 +1344,28 @@ mod tests {
         };
         let together = run(1);
         assert_eq!(together, run(3));
+        let macenko = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            let plane = [[0.6f32, 0.1], [0.7, 0.9], [0.3, 0.2]];
+            let target = StainTarget {
+                inverse: [[1.2, 0.4, -0.3], [-0.5, 1.1, 0.2]],
+                stains: plane,
+                max_concentrations: [1.5, 1.0],
+                normalize: true,
+            };
+            let mut out = vec![0u8; images.len()];
+            pool.install(|| {
+                let covariance = od_tissue_covariance(&images, shape, 0.15).unwrap();
+                let angles =
+                    od_angle_percentiles(&images, shape, &[plane; 3], 0.15, &[1.0, 99.0]).unwrap();
+                od_reconstruct(&images, shape, &[target; 3], 99.0, &mut out).unwrap();
+                (covariance, angles, out)
+            })
+        };
+        assert_eq!(macenko(1), macenko(3));
         let last = &images[2 * one.image_bytes()..];
         let mut alone = vec![0u8; last.len()];
         reinhard(last, one, &[target], &options, &mut alone).unwrap();

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
+from skimage.color import hed2rgb, rgb2hed
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -13,3 +16,18 @@ FIXTURES = Path(__file__).parent / "fixtures"
 def fixtures_dir() -> Path:
     """The folder of real test data shipped with the repository."""
     return FIXTURES
+
+
+@pytest.fixture(scope="session")
+def histo() -> np.ndarray:
+    """The H&E fixture image, RGB uint8 [300, 500, 3]."""
+    return np.asarray(Image.open(FIXTURES / "images" / "histo.jpg").convert("RGB"))
+
+
+@pytest.fixture(scope="session")
+def restained(histo: np.ndarray) -> np.ndarray:
+    """The same tissue with more haematoxylin and less eosin (a different stain batch)."""
+    hed = rgb2hed(histo)
+    hed[..., 0] *= 1.6
+    hed[..., 1] *= 0.5
+    return (np.clip(hed2rgb(hed), 0, 1) * 255).round().astype(np.uint8)

@@ -7,8 +7,7 @@ import json
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from PIL import Image
-from skimage.color import hed2rgb, rgb2hed, rgb2lab
+from skimage.color import rgb2lab
 
 from jaxwsi.norm import (
     NORMALIZERS,
@@ -24,20 +23,6 @@ from jaxwsi.norm.stats import masked_percentiles, uint8_percentile
 
 METHODS = sorted(NORMALIZERS)
 JAX_METHODS = [m for m in METHODS if NORMALIZERS[m].has_jax]
-
-
-@pytest.fixture(scope="module")
-def histo(fixtures_dir) -> np.ndarray:
-    return np.asarray(Image.open(fixtures_dir / "images" / "histo.jpg").convert("RGB"))
-
-
-@pytest.fixture(scope="module")
-def restained(histo) -> np.ndarray:
-    """The same tissue with more haematoxylin and less eosin (a different stain batch)."""
-    hed = rgb2hed(histo)
-    hed[..., 0] *= 1.6
-    hed[..., 1] *= 0.5
-    return (np.clip(hed2rgb(hed), 0, 1) * 255).round().astype(np.uint8)
 
 
 @pytest.fixture(scope="module")

@@ -4,27 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from PIL import Image
-from skimage.color import hed2rgb, rgb2hed
 
 from jaxwsi import _native
 from jaxwsi.norm import NORMALIZERS, autoselect
 
 NATIVE_METHODS = sorted(m for m in NORMALIZERS if NORMALIZERS[m].has_native)
-
-
-@pytest.fixture(scope="module")
-def histo(fixtures_dir) -> np.ndarray:
-    return np.asarray(Image.open(fixtures_dir / "images" / "histo.jpg").convert("RGB"))
-
-
-@pytest.fixture(scope="module")
-def restained(histo) -> np.ndarray:
-    """The same tissue with more haematoxylin and less eosin (as in test_norm.py)."""
-    hed = rgb2hed(histo)
-    hed[..., 0] *= 1.6
-    hed[..., 1] *= 0.5
-    return (np.clip(hed2rgb(hed), 0, 1) * 255).round().astype(np.uint8)
 
 
 @pytest.fixture(scope="module")

@@ -33,18 +33,14 @@ pub enum OnError {
     Skip,
 }
 
-/// Everything a loader needs; `records[f]` is file `f`'s index, `(offset, framed_len)` pairs.
+/// Everything a loader needs; `records[f]` is file `f`'s index, `(offset, framed_len)` pairs,
+/// and `plan.counts[f]` must be its length.
 #[derive(Clone, Debug)]
 pub struct LoaderConfig {
     pub paths: Vec<PathBuf>,
     pub records: Vec<Vec<[u64; 2]>>,
-    pub weights: Option<Vec<f64>>,
-    pub clip: Option<Vec<u64>>,
-    pub seed: u64,
-    pub shard: u64,
-    pub num_shards: u64,
-    pub infinite: bool,
-    pub shuffle: bool,
+    /// What is sampled: weights, clip, seed, shard, finite or infinite.
+    pub plan: PlanSpec,
     pub batch_size: usize,
     pub drop_remainder: bool,
     pub decode: bool,
@@ -199,17 +195,13 @@ impl Loader {
         if config.batch_size == 0 {
             return Err(LoaderError::Config("batch_size must be at least 1".into()));
         }
-        let spec = PlanSpec {
-            counts: config.records.iter().map(|r| r.len() as u64).collect(),
-            weights: config.weights.clone(),
-            clip: config.clip.clone(),
-            seed: config.seed,
-            shard: config.shard,
-            num_shards: config.num_shards,
-            infinite: config.infinite,
-            shuffle: config.shuffle,
-        };
-        let plan = Plan::new(&spec)?;
+        let counts: Vec<u64> = config.records.iter().map(|r| r.len() as u64).collect();
+        if counts != config.plan.counts {
+            return Err(LoaderError::Config(
+                "the plan's record counts differ from the indexes' lengths".into(),
+            ));
+        }
+        let plan = Plan::new(&config.plan)?;
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(config.num_threads.max(1))
             .thread_name(|i| format!("jaxwsi-loader-{i}"))
@@ -278,7 +270,7 @@ impl Loader {
 
     fn fill_batch(&mut self, images: &mut Vec<u8>) -> Result<Option<Batch>, LoaderError> {
         let b = self.config.batch_size as u64;
-        let equal_batches = !self.config.infinite && self.config.drop_remainder;
+        let equal_batches = !self.config.plan.infinite && self.config.drop_remainder;
         if equal_batches && self.plan.step() / b >= self.batches_per_epoch() {
             return Ok(None);
         }
@@ -611,9 +603,8 @@ mod tests {
     }
 
     fn config(paths: Vec<PathBuf>, records: Vec<Vec<[u64; 2]>>, batch_size: usize) -> LoaderConfig {
-        LoaderConfig {
-            paths,
-            records,
+        let plan = PlanSpec {
+            counts: records.iter().map(|r| r.len() as u64).collect(),
             weights: None,
             clip: None,
             seed: 0,
@@ -621,6 +612,11 @@ mod tests {
             num_shards: 1,
             infinite: false,
             shuffle: true,
+        };
+        LoaderConfig {
+            paths,
+            records,
+            plan,
             batch_size,
             drop_remainder: false,
             decode: true,
@@ -665,7 +661,7 @@ mod tests {
         let dir = temp_dir("skip");
         let (paths, records) = write(&dir, &[4], Some(1), None);
         let mut cfg = config(paths, records, 4);
-        cfg.shuffle = false;
+        cfg.plan.shuffle = false;
         let mut raising = Loader::new(cfg.clone()).unwrap();
         let mut images = Vec::new();
         let err = raising.next_batch(&mut images).unwrap_err().to_string();

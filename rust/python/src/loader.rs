@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use jaxwsi_core::loader::{Batch, Loader, LoaderConfig, LoaderError, OnError};
-use jaxwsi_core::plan::{Item, PlanState};
+use jaxwsi_core::plan::{Item, PlanSpec, PlanState};
 use numpy::ndarray::ArrayView4;
 use numpy::{PyArray1, PyArray4, PyArrayMethods, PyReadonlyArray2};
 use pyo3::exceptions::PyValueError;
@@ -187,9 +187,8 @@ impl NativeLoader {
                 .map(|(i, name)| (name, i as u32))
                 .collect::<HashMap<String, u32>>()
         });
-        let config = LoaderConfig {
-            paths,
-            records,
+        let plan = PlanSpec {
+            counts: records.iter().map(|r| r.len() as u64).collect(),
             weights,
             clip,
             seed,
@@ -197,6 +196,11 @@ impl NativeLoader {
             num_shards,
             infinite,
             shuffle,
+        };
+        let config = LoaderConfig {
+            paths,
+            records,
+            plan,
             batch_size,
             drop_remainder,
             decode,

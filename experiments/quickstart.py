@@ -66,6 +66,20 @@ def make_slides(slides_dir: Path, num_slides: int, seed: int) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+MARKER = ".jaxwsi-quickstart"
+
+
+def fresh_output_folder(outdir: Path) -> None:
+    """Empties ``outdir`` for a new run: only a folder an earlier run made (it holds the marker
+    file) or an empty one is reused, so a mistyped ``--outdir`` never deletes someone's data."""
+    if outdir.exists():
+        if not (outdir / MARKER).is_file() and any(outdir.iterdir()):
+            raise SystemExit(f"{outdir} exists and was not made by the quickstart: pick another")
+        shutil.rmtree(outdir)
+    outdir.mkdir(parents=True)
+    (outdir / MARKER).touch()
+
+
 def device_mesh() -> jax.sharding.Mesh:
     """A 1-D data-parallel mesh over every visible device."""
     return jax.make_mesh((jax.device_count(),), ("data",), axis_types=(jax.sharding.AxisType.Auto,))
@@ -85,8 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     outdir = Path(args.outdir)
-    if outdir.exists():
-        shutil.rmtree(outdir)
+    fresh_output_folder(outdir)
     problems: list[str] = []
     started = time.perf_counter()
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
+import pytest
+
 EXPERIMENTS = Path(__file__).parents[1] / "experiments"
 
 
@@ -31,3 +33,13 @@ def test_quickstart_runs_end_to_end(tmp_path: Path, capsys) -> None:
     assert len(tfrecords) == 4
     assert all(Path(f"{p.with_suffix('')}.index.npz").is_file() for p in tfrecords)
     assert (project / "splits.json").stat().st_size > 2
+
+
+def test_quickstart_refuses_a_folder_it_did_not_make(tmp_path: Path) -> None:
+    quickstart = _load_quickstart()
+    precious = tmp_path / "data"
+    precious.mkdir()
+    (precious / "slide.svs").write_bytes(b"not ours")
+    with pytest.raises(SystemExit, match="was not made by the quickstart"):
+        quickstart.main(["--outdir", str(precious)])
+    assert (precious / "slide.svs").read_bytes() == b"not ours"

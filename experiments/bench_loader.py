@@ -21,8 +21,11 @@ Run: .venv/bin/python experiments/bench_loader.py [--files 32 --tiles 64 --secon
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
+import importlib.util
 import io
 import json
+import multiprocessing
 import os
 import platform
 import resource
@@ -157,10 +160,19 @@ def bench_grain_pillow(paths, seconds: float, cores: int) -> tuple[float, float]
 
 
 def bench_tfdata(paths, weights, seconds: float) -> tuple[float, float] | None:
-    try:
-        import tensorflow as tf
-    except ImportError:
+    """tf.data's best-practice pipeline, in a spawned child process (TensorFlow and the `tfrecord`
+    package both register the tensorflow.Example protos, so they cannot share one process);
+    None when tensorflow is not installed."""
+    if importlib.util.find_spec("tensorflow") is None:
         return None
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(1, mp_context=context) as pool:
+        return pool.submit(_tfdata_rate, paths, weights, seconds).result()
+
+
+def _tfdata_rate(paths, weights, seconds: float) -> tuple[float, float]:
+    import tensorflow as tf
+
     files = [tf.data.TFRecordDataset(p).repeat() for p in paths]
     probabilities = list(np.asarray(weights) / sum(weights))
     ds = tf.data.Dataset.sample_from_datasets(files, weights=probabilities)

@@ -51,6 +51,12 @@ def _add_extract(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--shard", help="i/n: extract only the i-th of n shares of the slides")
     p.add_argument("--overwrite", action="store_true", help="re-extract finished slides")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--stall-timeout",
+        type=float,
+        default=600.0,
+        help="kill the workers when no task finishes for this many seconds (a hang)",
+    )
     p.set_defaults(handler=_run_extract)
 
 
@@ -92,6 +98,7 @@ def _run_extract(args: argparse.Namespace) -> int:
         shard=shard,
         overwrite=args.overwrite,
         progress=not args.no_progress,
+        stall_timeout=args.stall_timeout,
     )
     failed = report[report["error"].fillna("").astype(str) != ""]
     print(f"{len(report)} slides, {int(report['num_tiles'].sum())} tiles, {len(failed)} failed")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import time
 
 import numpy as np
 import openslide
@@ -199,6 +200,28 @@ def test_worker_crash_is_reported_and_extraction_goes_on(slides, tmp_path):
                           qc=crash_on_small_slides, progress=False)  # fmt: skip
     assert again["error"].isna().all()
     assert (again["num_tiles"] > 0).all()
+
+
+def hang_on_small_slides(rgb):
+    """QC callable that hangs its worker on slides under 600 px wide (thumbnail)."""
+    if rgb.shape[1] * 2 < 600:
+        time.sleep(300)
+    return np.zeros(rgb.shape[:2], bool)
+
+
+def test_a_hung_worker_is_killed_reported_and_extraction_goes_on(slides, tmp_path):
+    small = synthetic_slide(tmp_path / "small.tiff", width=512, height=512, seed=9)
+    started = time.perf_counter()
+    report = extract_tiles([small, *slides], tmp_path / "out", 64, 64, num_workers=1,
+                           qc=hang_on_small_slides, progress=False, stall_timeout=3)  # fmt: skip
+    assert time.perf_counter() - started < 120  # far from the 300 s the worker would sleep
+    errors = dict(zip(report["slide"], report["error"].fillna(""), strict=True))
+    assert "no worker task finished for 3 s" in errors["small"]
+    # Slides in flight beside it are failed with it; the rest are extracted normally.
+    assert all(e == "" or "no worker task finished" in e for e in errors.values())
+    assert any(e == "" for e in errors.values())
+    for name, error in errors.items():
+        assert (tmp_path / "out" / "64px_64um" / f"{name}.tfrecords").exists() == (error == "")
 
 
 def test_failed_re_extraction_removes_the_earlier_tfrecord(slides, tmp_path):

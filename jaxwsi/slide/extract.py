@@ -164,6 +164,7 @@ def extract_tiles(
     shard: tuple[int, int] | None = None,
     overwrite: bool = False,
     progress: bool = True,
+    stall_timeout: float | None = 600.0,
 ) -> pd.DataFrame:
     """Extract tiles from ``slides`` (paths, or a folder of slides) into TFRecords; returns the
     report rows (``REPORT_COLUMNS``) of this run's slides.
@@ -177,7 +178,10 @@ def extract_tiles(
     unreadable slide is reported with its error and the others go on. Writes
     ``extraction_report.csv``/``.html`` describing every slide extracted into the folder.
     A slide's encoded tiles are held in memory until its TFRecord is written. A ``qc`` callable
-    must be picklable (a module-level function) to reach the workers.
+    must be picklable (a module-level function) to reach the workers. When no worker task
+    finishes for ``stall_timeout`` seconds (a worker hung in OpenSlide or a QC callable), the
+    workers are killed, the slides in flight are reported as failed and the others go on
+    (``None`` waits forever; with ``num_workers=0`` nothing can be interrupted).
     """
     settings = ExtractionSettings(
         tile_px=int(tile_px),
@@ -204,7 +208,7 @@ def extract_tiles(
     if num_workers is None:
         num_workers = os.cpu_count() or 1  # chunks spread even one slide over all of them
     if todo:
-        _run(todo, out, num_workers, progress)
+        _run(todo, out, num_workers, progress, stall_timeout)
     records = _load_records(out)
     write_report(records, out)
     names = {job.name for job in jobs}
@@ -262,7 +266,13 @@ def _finished(out: Path, name: str) -> bool:
         return False
 
 
-def _run(jobs: list[_SlideJob], out: Path, num_workers: int, progress: bool) -> None:
+def _run(
+    jobs: list[_SlideJob],
+    out: Path,
+    num_workers: int,
+    progress: bool,
+    stall_timeout: float | None,
+) -> None:
     """Plan, read and write every slide, keeping at most num_workers + 1 slides in flight."""
     queue = list(reversed(jobs))
     states: dict[str, _SlideState] = {}
@@ -271,6 +281,13 @@ def _run(jobs: list[_SlideJob], out: Path, num_workers: int, progress: bool) -> 
     pool_futures: set[Future] = set()  # futures of the current pool
     bar = tqdm(total=len(jobs), unit="slide", disable=not progress, desc="extract")
     total_tiles = 0
+
+    def finish(name: str) -> None:
+        nonlocal total_tiles
+        total_tiles += _finish(states.pop(name), out)
+        bar.update(1)
+        bar.set_postfix(tiles=total_tiles)
+
     try:
         while queue or futures:
             while queue and len(states) < num_workers + 1:
@@ -279,7 +296,20 @@ def _run(jobs: list[_SlideJob], out: Path, num_workers: int, progress: bool) -> 
                 future = executor.submit(_plan_slide, job)
                 futures[future] = (job.name, "plan")
                 pool_futures.add(future)
-            done, _ = wait(list(futures), return_when=FIRST_COMPLETED)
+            done, _ = wait(list(futures), timeout=stall_timeout, return_when=FIRST_COMPLETED)
+            if not done:  # no task finished in stall_timeout: a worker is stuck
+                for state in states.values():  # every slide in flight has a pending task
+                    state.error = (
+                        f"SlideError: no worker task finished for {stall_timeout:g} s "
+                        "(a worker hung in OpenSlide or a QC callable?); its workers were killed"
+                    )
+                futures.clear()
+                _kill(executor)
+                executor = _executor(num_workers)
+                pool_futures = set()
+                for name in list(states):
+                    finish(name)
+                continue
             pool_broken = False
             for future in done:
                 name, kind = futures.pop(future)
@@ -311,10 +341,7 @@ def _run(jobs: list[_SlideJob], out: Path, num_workers: int, progress: bool) -> 
                 if state.error is not None or state.chunks_left == 0:
                     if any(n == name for n, _ in futures.values()):
                         continue  # wait for this slide's remaining tasks to drain
-                    total_tiles += _finish(state, out)
-                    del states[name]
-                    bar.update(1)
-                    bar.set_postfix(tiles=total_tiles)
+                    finish(name)
             if pool_broken:  # all its tasks fail with it; go on with a fresh pool
                 executor.shutdown(wait=False, cancel_futures=True)
                 executor = _executor(num_workers)
@@ -323,6 +350,14 @@ def _run(jobs: list[_SlideJob], out: Path, num_workers: int, progress: bool) -> 
         bar.close()
         executor.shutdown(wait=True, cancel_futures=True)
         _close_cached_slide()  # opened in this process when num_workers=0
+
+
+def _kill(executor: Executor) -> None:
+    """Stops a process pool whose workers may be stuck: terminate them, then shut it down.
+    (``ProcessPoolExecutor`` has no public way to kill its workers before Python 3.14.)"""
+    for process in list((getattr(executor, "_processes", None) or {}).values()):
+        process.terminate()
+    executor.shutdown(wait=False, cancel_futures=True)
 
 
 def _executor(num_workers: int) -> Executor:

@@ -11,7 +11,10 @@ from collections.abc import Callable, Sequence
 
 
 def _build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="jaxwsi", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="jaxwsi",
+        description="Whole-slide images to tiles, TFRecords and datasets for JAX (see README.md).",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     for add in _COMMAND_GROUPS:
         add(commands)

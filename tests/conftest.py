@@ -31,3 +31,17 @@ def restained(histo: np.ndarray) -> np.ndarray:
     hed[..., 0] *= 1.6
     hed[..., 1] *= 0.5
     return (np.clip(hed2rgb(hed), 0, 1) * 255).round().astype(np.uint8)
+
+
+def _fixture_files() -> set[Path]:
+    return {p for p in FIXTURES.rglob("*") if p.is_file()}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def fixtures_stay_read_only():
+    """No test may write into tests/fixtures (e.g. an index beside a fixture TFRecord): tests
+    that need to write copy the fixtures into tmp_path first."""
+    before = _fixture_files()
+    yield
+    added = sorted(str(p.relative_to(FIXTURES)) for p in _fixture_files() - before)
+    assert not added, f"tests wrote into tests/fixtures: {added}"

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 
 from jaxwsi.data import interleaved_dataset, preprocess
 
 
-def test_augmented_loader_stream_resumes_exactly(fixtures_dir):
-    paths = sorted((fixtures_dir / "tfrecords").glob("slide_*.tfrecords"))
+def test_augmented_loader_stream_resumes_exactly(fixtures_dir, tmp_path):
+    # Copies: the loader writes each file's .index.npz beside it, never into tests/fixtures.
+    paths = [
+        shutil.copy(path, tmp_path)
+        for path in sorted((fixtures_dir / "tfrecords").glob("slide_*.tfrecords"))
+    ]
     loader = interleaved_dataset(paths, batch_size=8, seed=0, incl_slidenames=True)
     dataset = preprocess(loader, normalizer="macenko", augment="xyrjbn", resize_target=32, seed=1)
     iterator = iter(dataset)

@@ -34,12 +34,12 @@ import jax
 import numpy as np
 from PIL import Image
 
-from jaxwsi.data.augment import apply_augment, draw_augment
-from jaxwsi.data.augment_jax import random_augment_jax
-from jaxwsi.data.example_rng import example_generators
-from jaxwsi.data.preprocess import Preprocessor
-from jaxwsi.data.standardize import standardize_jax
 from jaxwsi.norm import NORMALIZERS, autoselect
+from jaxwsi.pipeline.augment import apply_augment, draw_augment
+from jaxwsi.pipeline.augment_jax import random_augment_jax
+from jaxwsi.pipeline.example_rng import example_generators
+from jaxwsi.pipeline.preprocess import Preprocessor
+from jaxwsi.pipeline.standardize import standardize_jax
 
 TILE_PX = 299
 HISTO = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "images" / "histo.jpg"

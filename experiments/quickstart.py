@@ -31,9 +31,9 @@ from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
 import jaxwsi
-from jaxwsi.data import preprocess
 from jaxwsi.io import verify_files
 from jaxwsi.norm import autoselect
+from jaxwsi.pipeline import preprocess
 from jaxwsi.testing import synthetic_slide
 
 OUTCOME = "tissue"

@@ -21,11 +21,11 @@ from typing import Any
 
 import pandas as pd
 
-from jaxwsi.data.annotations import AnnotationsSource, load_annotations
-from jaxwsi.data.atomic_file import write_text_atomic
-from jaxwsi.data.dataset import Dataset
-from jaxwsi.data.filters import Filters
-from jaxwsi.data.labels import name_some
+from jaxwsi.atomic import write_text_atomic
+from jaxwsi.dataset.annotations import AnnotationsSource, load_annotations
+from jaxwsi.dataset.dataset import Dataset
+from jaxwsi.dataset.filters import Filters
+from jaxwsi.dataset.labels import name_some
 from jaxwsi.slide import extract_tiles, slide_name, tile_size_label
 from jaxwsi.slide.extract import SLIDE_EXTENSIONS
 

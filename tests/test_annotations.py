@@ -7,10 +7,10 @@ import math
 import pandas as pd
 import pytest
 
-from jaxwsi.data.annotations import is_blank, load_annotations
-from jaxwsi.data.errors import AnnotationError, DatasetError
-from jaxwsi.data.filters import apply_filters, normalize_filters
-from jaxwsi.data.labels import category_of_slides, slide_labels
+from jaxwsi.dataset.annotations import is_blank, load_annotations
+from jaxwsi.dataset.errors import AnnotationError, DatasetError
+from jaxwsi.dataset.filters import apply_filters, normalize_filters
+from jaxwsi.dataset.labels import category_of_slides, slide_labels
 
 
 def write_csv(tmp_path, text: str):

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 from scipy.stats import binomtest, chisquare
 
-from jaxwsi.data.augment import (
+from jaxwsi.pipeline.augment import (
     AugmentDraw,
     apply_augment,
     augment_images,
@@ -21,9 +21,9 @@ from jaxwsi.data.augment import (
     parse_augment,
     rotate90,
 )
-from jaxwsi.data.augment_jax import apply_jax, draw_jax, random_augment_jax
-from jaxwsi.data.example_rng import example_generators
-from jaxwsi.data.standardize import standardize, standardize_jax
+from jaxwsi.pipeline.augment_jax import apply_jax, draw_jax, random_augment_jax
+from jaxwsi.pipeline.example_rng import example_generators
+from jaxwsi.pipeline.standardize import standardize, standardize_jax
 
 N_DRAWS = 4000
 #: Two-sided p-value below which a rate is called wrong. The draws are seeded, so this cannot flake.

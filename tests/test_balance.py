@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from jaxwsi.data.balance import balance_weights
-from jaxwsi.data.clip import clip_counts
-from jaxwsi.data.errors import DatasetError
+from jaxwsi.dataset.balance import balance_weights
+from jaxwsi.dataset.clip import clip_counts
+from jaxwsi.dataset.errors import DatasetError
 
 # Five TFRecords, four patients (P1 has two slides), two categories.
 #   record  patient  category  tiles

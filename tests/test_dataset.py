@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 import jaxwsi
-from jaxwsi.data.errors import AnnotationError, DatasetError
+from jaxwsi.dataset.errors import AnnotationError, DatasetError
 from jaxwsi.io import TFRecordError, TFRecordWriter, read_records
 
 

@@ -1,4 +1,4 @@
-"""jaxwsi.data.interleaved_dataset with Grain: map, mp_prefetch (spawn), device_put onto a
+"""jaxwsi.pipeline.interleaved_dataset with Grain: map, mp_prefetch (spawn), device_put onto a
 NamedSharding, an orbax checkpoint round trip, and pickling into a spawned process."""
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from interleaver_data import pairs, write_files
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from jaxwsi.data.pipeline import interleaved_dataset
 from jaxwsi.io import IndexedSource
+from jaxwsi.pipeline.grain_source import interleaved_dataset
 
 
 @pytest.fixture(scope="module")

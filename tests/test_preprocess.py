@@ -10,9 +10,9 @@ import orbax.checkpoint as ocp
 import pytest
 from PIL import Image
 
-from jaxwsi.data import Preprocessor, preprocess, preprocess_images
-from jaxwsi.data.crop_resize import crop_square, resize_square
 from jaxwsi.norm import MacenkoNormalizer, NotFittedError, autoselect
+from jaxwsi.pipeline import Preprocessor, preprocess, preprocess_images
+from jaxwsi.pipeline.crop_resize import crop_square, resize_square
 
 BATCH = 4
 

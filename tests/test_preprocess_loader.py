@@ -6,7 +6,7 @@ import shutil
 
 import numpy as np
 
-from jaxwsi.data import interleaved_dataset, preprocess
+from jaxwsi.pipeline import interleaved_dataset, preprocess
 
 
 def test_augmented_loader_stream_resumes_exactly(fixtures_dir, tmp_path):

@@ -10,7 +10,7 @@ import pytest
 
 import jaxwsi
 from jaxwsi.cli import main
-from jaxwsi.data.errors import AnnotationError
+from jaxwsi.dataset.errors import AnnotationError
 from jaxwsi.slide import tile_size_label
 from jaxwsi.testing import synthetic_slide
 

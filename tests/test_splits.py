@@ -7,9 +7,9 @@ from collections import Counter
 
 import pytest
 
-from jaxwsi.data import splits
-from jaxwsi.data.errors import SplitError
-from jaxwsi.data.splits_file import (
+from jaxwsi.dataset import splits
+from jaxwsi.dataset.errors import SplitError
+from jaxwsi.dataset.splits_file import (
     entry_matches,
     folds_of_entry,
     make_entry,

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 import jaxwsi
-from jaxwsi.data.errors import DatasetError, SplitError
+from jaxwsi.dataset.errors import DatasetError, SplitError
 
 # 12 patients, 14 slides: p00 and p01 have two slides each. Categories: 6 x, 3 y, 3 z.
 # Sites A–F with two patients each; a manual fold column with values 1–3.

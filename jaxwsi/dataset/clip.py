@@ -20,7 +20,7 @@ import math
 
 import pandas as pd
 
-from jaxwsi.data.errors import DatasetError
+from jaxwsi.dataset.errors import DatasetError
 
 CLIP_STRATEGIES = ("slide", "patient", "category")
 

@@ -11,7 +11,7 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from jaxwsi.data.errors import DatasetError
+from jaxwsi.dataset.errors import DatasetError
 from jaxwsi.io import load_indexes
 
 log = logging.getLogger(__name__)

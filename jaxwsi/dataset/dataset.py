@@ -18,16 +18,16 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from jaxwsi.data.annotations import AnnotationsSource, load_annotations
-from jaxwsi.data.balance import balance_weights, check_balance_strategy
-from jaxwsi.data.clip import check_clip_strategy, clip_counts
-from jaxwsi.data.errors import DatasetError, SplitError
-from jaxwsi.data.filters import Filters, apply_filters, normalize_filters
-from jaxwsi.data.labels import (
+from jaxwsi.dataset.annotations import AnnotationsSource, load_annotations
+from jaxwsi.dataset.balance import balance_weights, check_balance_strategy
+from jaxwsi.dataset.clip import check_clip_strategy, clip_counts
+from jaxwsi.dataset.errors import DatasetError, SplitError
+from jaxwsi.dataset.filters import Filters, apply_filters, normalize_filters
+from jaxwsi.dataset.labels import (
     Label,
     UseFloat,
     as_headers,
@@ -37,11 +37,13 @@ from jaxwsi.data.labels import (
     name_some,
     slide_labels,
 )
-from jaxwsi.data.patient_splits import patient_table, split_patients
-from jaxwsi.data.pipeline import InterleavedDataset, interleaved_dataset
-from jaxwsi.data.splits import check_split_strategy
-from jaxwsi.data.tfrecord_files import TFRecordSource, count_tiles, find_tfrecords
+from jaxwsi.dataset.patient_splits import patient_table, split_patients
+from jaxwsi.dataset.splits import check_split_strategy
+from jaxwsi.dataset.tfrecord_files import TFRecordSource, count_tiles, find_tfrecords
 from jaxwsi.io.interleaver import Interleaver
+
+if TYPE_CHECKING:  # the Grain pipeline imports JAX; the cohort side must not
+    from jaxwsi.pipeline.grain_source import InterleavedDataset
 
 log = logging.getLogger(__name__)
 
@@ -225,7 +227,7 @@ class Dataset:
     def labels(
         self, headers: str | Sequence[str], use_float: UseFloat = False
     ) -> tuple[dict[str, Label], list | dict[str, list]]:
-        """(slide → label, unique labels) for outcome column(s); see `jaxwsi.data.labels`."""
+        """(slide → label, unique labels) for outcome column(s); see `jaxwsi.dataset.labels`."""
         return slide_labels(self._members, headers, use_float)
 
     def __len__(self) -> int:
@@ -297,7 +299,7 @@ class Dataset:
     ) -> Dataset:
         """Sampling weights per TFRecord: ``tile``, ``slide``, ``patient``, ``category`` (needs
         ``headers``; ``force`` allows numeric ones) or ``none``; formulas in
-        `jaxwsi.data.balance`. ``proportional`` gives Slideflow's documented (not coded)
+        `jaxwsi.dataset.balance`. ``proportional`` gives Slideflow's documented (not coded)
         behaviour for ``patient`` and ``category``: tile-proportional within each group."""
         name = check_balance_strategy(strategy)
         if name == "none":
@@ -320,7 +322,7 @@ class Dataset:
         proportional: bool = False,
     ) -> Dataset:
         """Cap the tiles read per TFRecord: ``max_tiles`` and/or a strategy ``slide``,
-        ``patient``, ``category`` (needs ``headers``); formulas in `jaxwsi.data.clip`.
+        ``patient``, ``category`` (needs ``headers``); formulas in `jaxwsi.dataset.clip`.
         ``proportional`` with ``patient`` caps each patient's total instead of each TFRecord
         (Slideflow's documented behaviour). ``clip(0)`` is `unclip`."""
         check_clip_strategy(strategy)
@@ -364,7 +366,7 @@ class Dataset:
     ) -> list[tuple[Dataset, Dataset]]:
         """Patient-level (training, validation) datasets, one pair per fold.
 
-        Strategies (see `jaxwsi.data.splits`): ``k-fold`` (stratified by the categories of
+        Strategies (see `jaxwsi.dataset.splits`): ``k-fold`` (stratified by the categories of
         ``headers`` unless ``use_float``), ``k-fold-manual`` (folds from ``manual_column``),
         ``k-fold-preserved-site`` (whole sites of ``site_column`` per fold), ``bootstrap``
         (``k_fold`` rounds), ``fixed`` (``val_fraction``), ``none``. With a splits.json path
@@ -439,6 +441,8 @@ class Dataset:
     def grain(
         self, labels: LabelsArg = None, *, use_float: UseFloat = False, **options: Any
     ) -> InterleavedDataset:
-        """A Grain ``IterDataset`` (`jaxwsi.data.interleaved_dataset`) of batches from this
+        """A Grain ``IterDataset`` (`jaxwsi.pipeline.interleaved_dataset`) of batches from this
         dataset, with the same arguments as `interleaver`."""
+        from jaxwsi.pipeline.grain_source import interleaved_dataset
+
         return interleaved_dataset(**self._loader_arguments(labels, use_float), **options)

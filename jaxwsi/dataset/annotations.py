@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from jaxwsi.data.errors import AnnotationError
+from jaxwsi.dataset.errors import AnnotationError
 
 log = logging.getLogger(__name__)
 

@@ -27,7 +27,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from jaxwsi.data.errors import SplitError
+from jaxwsi.dataset.errors import SplitError
 
 log = logging.getLogger(__name__)
 

@@ -20,9 +20,9 @@ import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from jaxwsi.data.atomic_file import write_text_atomic
-from jaxwsi.data.errors import SplitError
-from jaxwsi.data.splits import Fold, check_disjoint, folds_from_validation
+from jaxwsi.atomic import write_text_atomic
+from jaxwsi.dataset.errors import SplitError
+from jaxwsi.dataset.splits import Fold, check_disjoint, folds_from_validation
 
 KFOLD_STRATEGIES = ("k-fold", "k-fold-manual", "k-fold-preserved-site")
 

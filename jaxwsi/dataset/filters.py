@@ -7,8 +7,8 @@ from collections.abc import Iterable, Mapping
 
 import pandas as pd
 
-from jaxwsi.data.annotations import blank_mask
-from jaxwsi.data.errors import DatasetError
+from jaxwsi.dataset.annotations import blank_mask
+from jaxwsi.dataset.errors import DatasetError
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ Order (Slideflow's): crop → resize → stain normalization → augmentation �
 
 - crop: ``crop_left``/``crop_width`` square crop; resize: ``resize_target`` (antialiased).
 - normalization: a :class:`jaxwsi.norm.StainNormalizer` or a method name (built-in reference fit).
-- augmentation: the letters of :mod:`jaxwsi.data.augment`. ``n`` (stain augmentation) makes the
+- augmentation: the letters of :mod:`jaxwsi.pipeline.augment`. ``n`` (stain augmentation) makes the
   normalization step use a per-image randomly perturbed target (see the normalizer's docstring);
   like in Slideflow it takes effect at the normalization step, whatever its place in the string.
 - transform: any callable on the image array (``[H, W, 3]`` or ``[B, H, W, 3]``, as it came in).
@@ -12,7 +12,7 @@ Order (Slideflow's): crop → resize → stain normalization → augmentation �
 
 Elements are a dict with an ``"image"`` entry (the loader's batch dicts; other entries pass through
 unchanged) or a bare image array, single or batched. Every random choice comes from a per-example
-generator derived from the element's Grain generator (:mod:`jaxwsi.data.example_rng`), so the
+generator derived from the element's Grain generator (:mod:`jaxwsi.pipeline.example_rng`), so the
 output depends only on (seed, element index, position in batch) and survives checkpoint/restore.
 """
 
@@ -25,13 +25,13 @@ from typing import Any
 import grain
 import numpy as np
 
-from jaxwsi.data.augment import apply_augment, draw_augment, parse_augment
-from jaxwsi.data.crop_resize import crop_square, resize_square
-from jaxwsi.data.example_rng import example_generators
-from jaxwsi.data.standardize import check_mode, standardize
 from jaxwsi.norm.base import NotFittedError, StainNormalizer
 from jaxwsi.norm.images import as_image_batch, restore_rank
 from jaxwsi.norm.registry import autoselect
+from jaxwsi.pipeline.augment import apply_augment, draw_augment, parse_augment
+from jaxwsi.pipeline.crop_resize import crop_square, resize_square
+from jaxwsi.pipeline.example_rng import example_generators
+from jaxwsi.pipeline.standardize import check_mode, standardize
 
 IMAGE_KEY = "image"
 
@@ -125,7 +125,7 @@ class Preprocessor:
             if rng is None:
                 raise ValueError(
                     "augmentation needs a random generator: pass rng=, or use "
-                    "jaxwsi.data.preprocess(dataset, seed=...)"
+                    "jaxwsi.pipeline.preprocess(dataset, seed=...)"
                 )
             stain_size = self.normalizer.jitter_size if self.normalizer is not None else 0
             draws = draw_augment(self.augment, example_generators(rng, batch.shape[0]), stain_size)

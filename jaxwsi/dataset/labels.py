@@ -11,8 +11,8 @@ from collections.abc import Mapping, Sequence
 
 import pandas as pd
 
-from jaxwsi.data.annotations import blank_mask
-from jaxwsi.data.errors import DatasetError
+from jaxwsi.dataset.annotations import blank_mask
+from jaxwsi.dataset.errors import DatasetError
 
 Label = int | float | list[int | float]
 UseFloat = bool | Mapping[str, bool]

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from jaxwsi.data.errors import DatasetError
+from jaxwsi.dataset.errors import DatasetError
 
 BALANCE_STRATEGIES = ("tile", "slide", "patient", "category", "none")
 PROPORTIONAL_BALANCE = ("patient", "category")

@@ -1,6 +1,6 @@
 """Augmentation as jitted JAX functions on a batch on the device: flips, quarter turns, blur.
 
-Same letters and probabilities as :mod:`jaxwsi.data.augment`: ``x``, ``y`` flips (p 0.5), ``r``
+Same letters and probabilities as :mod:`jaxwsi.pipeline.augment`: ``x``, ``y`` flips (p 0.5), ``r``
 k·90° (k uniform in 0..3), ``b`` Gaussian blur (p 0.1, σ uniform in 0.5..2.0; scipy's kernel:
 radius round(4σ), reflected edges), applied in the order written. JPEG recompression and stain
 augmentation stay on the CPU. Each example draws from its own key, ``split(key, B)[b]`` folded with
@@ -17,7 +17,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from jaxwsi.data.augment import BLUR_PROBABILITY, BLUR_SIGMA_RANGE, FLIP_PROBABILITY
+from jaxwsi.pipeline.augment import BLUR_PROBABILITY, BLUR_SIGMA_RANGE, FLIP_PROBABILITY
 
 JAX_LETTERS = "xyrb"
 #: Widest blur kernel radius: round(4 σ) for the largest σ.
@@ -32,7 +32,7 @@ def check_jax_letters(augment: str) -> str:
     if unsupported:
         raise ValueError(
             f"JAX augmentation runs only {JAX_LETTERS!r}, not {unsupported} in {augment!r}; "
-            "run JPEG and stain augmentation on the CPU (jaxwsi.data.preprocess)"
+            "run JPEG and stain augmentation on the CPU (jaxwsi.pipeline.preprocess)"
         )
     return augment
 

@@ -3,7 +3,7 @@
 ``x`` horizontal flip (p 0.5), ``y`` vertical flip (p 0.5), ``r`` rotation by k·90° (k uniform in
 0..3), ``j`` JPEG recompression (p 0.5, quality uniform in 50..100), ``b`` Gaussian blur (p 0.1, σ
 uniform in 0.5..2.0), ``n`` stain augmentation (done by the normalizer, see
-``jaxwsi.data.preprocess``). ``augment=True`` means ``"xyrjb"``. Steps run in the order written.
+``jaxwsi.pipeline.preprocess``). ``augment=True`` means ``"xyrjb"``. Steps run in the order written.
 
 Random choices are drawn first, per example, from that example's own generator (every letter draws
 the same numbers whether or not it then applies), then applied to the whole batch at once. So the
@@ -21,8 +21,8 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
-from jaxwsi.data.example_rng import example_generators
 from jaxwsi.norm.images import as_image_batch, restore_rank
+from jaxwsi.pipeline.example_rng import example_generators
 
 AUGMENT_LETTERS = "xyrjbn"
 DEFAULT_AUGMENT = "xyrjb"
@@ -173,7 +173,7 @@ def augment_images(
     augment = parse_augment(augment)
     if "n" in augment:
         raise ValueError(
-            "stain augmentation 'n' runs inside the normalizer: use jaxwsi.data.preprocess"
+            "stain augmentation 'n' runs inside the normalizer: use jaxwsi.pipeline.preprocess"
         )
     batch, single = as_image_batch(images)
     generator = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)

@@ -1,7 +1,7 @@
 """Splitting a dataset's patients: the patient table, then a saved split reused or a new one made.
 
-This joins the split algorithms (`jaxwsi.data.splits`) to the splits.json store
-(`jaxwsi.data.splits_file`); `Dataset.split` turns the patient folds into datasets.
+This joins the split algorithms (`jaxwsi.dataset.splits`) to the splits.json store
+(`jaxwsi.dataset.splits_file`); `Dataset.split` turns the patient folds into datasets.
 """
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ from typing import Any
 
 import pandas as pd
 
-from jaxwsi.data import splits as algorithms
-from jaxwsi.data.errors import SplitError
-from jaxwsi.data.labels import category_of_slides, checked_values
-from jaxwsi.data.splits_file import (
+from jaxwsi.dataset import splits as algorithms
+from jaxwsi.dataset.errors import SplitError
+from jaxwsi.dataset.labels import category_of_slides, checked_values
+from jaxwsi.dataset.splits_file import (
     entry_matches,
     folds_of_entry,
     make_entry,

@@ -70,7 +70,13 @@ def names(kind: ModelKind | None = None) -> list[str]:
 
 
 # Modules whose import registers the built-in models (added as the model families land).
-BUILTIN_MODULES: list[str] = []
+BUILTIN_MODULES: list[str] = [
+    "jaxwsi.models.efficientnet",
+    "jaxwsi.models.mobilenet",
+    "jaxwsi.models.resnet",
+    "jaxwsi.models.vit",
+    "jaxwsi.models.xception",
+]
 
 
 def _load_builtin() -> None:

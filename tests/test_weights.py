@@ -196,3 +196,27 @@ def test_architecture_without_torch_layout_is_refused(resnet18_file):
     path, _ = resnet18_file
     with pytest.raises(M.WeightsError, match="Xception has no torch-layout weights mapping"):
         M.load_weights(abstract(M.get("xception")), path)
+
+
+@M.register("tiny_vit", kind="extractor")
+def tiny_vit(*, rngs, dtype=None, param_dtype=None, pooling="cls", **options):
+    model = VisionTransformer(dim=32, depth=1, heads=2, img_size=32, rngs=rngs, pooling=pooling)
+    model.preprocessing = M.Preprocessing(size=32)
+    return model
+
+
+def test_build_extractor_from_a_file_without_random_init(tmp_path):
+    state = torch_state_dict(abstract(tiny_vit), seed=9)
+    path = tmp_path / "tiny_vit.safetensors"
+    save_file(state, str(path))
+    model = M.build_extractor("tiny_vit", weights=path)
+    np.testing.assert_array_equal(
+        np.asarray(model.blocks[0].mlp.fc2.kernel[...]), state["blocks.0.mlp.fc2.weight"].T
+    )
+    assert model.preprocessing.size == 32 and model.num_features == 32
+    y = model(np.zeros((2, 32, 32, 3), np.float32))
+    assert y.shape == (2, 32)
+    with pytest.raises(FileNotFoundError, match="missing.safetensors"):
+        M.build_extractor("tiny_vit", weights=tmp_path / "missing.safetensors")
+    with pytest.raises(KeyError, match="no extractor model named 'uni'"):
+        M.build_extractor("uni", weights=path)

@@ -6,6 +6,7 @@ factory is ``factory(*, rngs, dtype, param_dtype, pooling, **options) -> nnx.Mod
 module returns pooled features [B, num_features]; `build_tile_model` puts Slideflow's head on it.
 """
 
+from jaxwsi.models.extractor import build_extractor
 from jaxwsi.models.layers import Preprocessing, param_count
 from jaxwsi.models.registry import KINDS, ModelKind, get, names, register
 from jaxwsi.models.tile_model import (
@@ -26,6 +27,7 @@ __all__ = [
     "TileModel",
     "WeightsError",
     "backbone_layers",
+    "build_extractor",
     "build_tile_model",
     "get",
     "head_filter",

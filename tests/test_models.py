@@ -264,6 +264,18 @@ def test_dropout_differs_in_train_mode_and_not_in_eval(images):
     np.testing.assert_array_equal(d, e)
 
 
+def test_mc_dropout_samples_with_batchnorm_frozen(images):
+    model = M.build_tile_model("tiny_cnn", num_classes=[2], dropout=0.5, rngs=nnx.Rngs(0))
+    model.mc_dropout()
+    assert model.backbone.bn.use_running_average and not model.dropout.deterministic
+    a = model(images, rngs=nnx.Rngs(dropout=1))[0]
+    b = model(images, rngs=nnx.Rngs(dropout=2))[0]
+    assert not np.allclose(a, b)
+    mean_before = np.asarray(model.backbone.bn.mean[...])
+    model(images * 5.0, rngs=nnx.Rngs(dropout=1))
+    np.testing.assert_array_equal(np.asarray(model.backbone.bn.mean[...]), mean_before)
+
+
 def test_bfloat16_compute_keeps_float32_params(images):
     model = M.build_tile_model("tiny_cnn", num_classes=[2], dtype=jnp.bfloat16, rngs=nnx.Rngs(0))
     assert {x.dtype for x in jax.tree.leaves(nnx.state(model, nnx.Param))} == {np.dtype("float32")}

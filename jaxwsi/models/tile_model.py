@@ -80,6 +80,11 @@ class TileModel(nnx.Module):
         self.heads = nnx.List([linear(width, n) for n in self.num_classes])
         self.num_features: int = width  # input width of the heads
 
+    def mc_dropout(self) -> None:
+        """Slideflow's ``uq`` mode: BatchNorm on running averages (eval) but dropout drawing
+        masks, so repeated calls with different ``rngs`` sample the prediction."""
+        self.set_attributes(deterministic=False, use_running_average=True, raise_if_not_found=False)
+
     def features(self, images: jax.Array) -> jax.Array:
         """Pooled backbone features [B, D] in float32 (the MIL extractor view of the model)."""
         if self.backbone is None:

@@ -8,10 +8,10 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from jaxwsi.cli import extract, project, tfrecord
+from jaxwsi.cli import extract, project, segment, tfrecord
 
 # The command groups, in the order `jaxwsi --help` lists them.
-_COMMAND_GROUPS = (extract, tfrecord, project)
+_COMMAND_GROUPS = (extract, tfrecord, project, segment)
 
 
 def _build_parser() -> argparse.ArgumentParser:

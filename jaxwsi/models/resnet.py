@@ -89,6 +89,7 @@ class ResNet(nnx.Module):
     """
 
     weights_layout = "torch"
+    preprocessing: Preprocessing | None = None  # set by the extractor factory
 
     def __init__(
         self,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import jax
 import jax.numpy as jnp
@@ -37,7 +37,7 @@ class TileModel(nnx.Module):
         self,
         backbone: nnx.Module | None,
         *,
-        num_classes: Sequence[int],
+        num_classes: Sequence[int] | int,
         num_clinical: int = 0,
         hidden_layers: int = 0,
         hidden_layer_width: int = 500,
@@ -66,7 +66,7 @@ class TileModel(nnx.Module):
         self.backbone = backbone
         self.num_clinical = num_clinical
         self.num_classes = tuple(int(n) for n in num_classes)
-        width = (backbone.num_features if backbone is not None else 0) + num_clinical
+        width = (cast(Any, backbone).num_features if backbone is not None else 0) + num_clinical
 
         def linear(fin: int, fout: int) -> nnx.Linear:
             return nnx.Linear(fin, fout, dtype=dtype, param_dtype=param_dtype, rngs=rngs)

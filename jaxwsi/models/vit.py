@@ -97,9 +97,8 @@ class Block(nnx.Module):
         self.attn = Attention(dim, heads, mk)
         self.norm2 = norm()
         self.mlp = Mlp(dim, int(dim * mlp_ratio), mk)
-        scale = layer_scale is not None
-        self.ls1 = LayerScale(dim, layer_scale, mk.param_dtype) if scale else None
-        self.ls2 = LayerScale(dim, layer_scale, mk.param_dtype) if scale else None
+        self.ls1 = None if layer_scale is None else LayerScale(dim, layer_scale, mk.param_dtype)
+        self.ls2 = None if layer_scale is None else LayerScale(dim, layer_scale, mk.param_dtype)
 
     def __call__(self, x: jax.Array) -> jax.Array:
         y = self.attn(self.norm1(x))
@@ -114,6 +113,7 @@ class VisionTransformer(nnx.Module):
 
     weights_layout = "torch"
     unused_weight_prefixes: tuple[str, ...] = ("head.", "fc_norm.", "head_drop.")
+    preprocessing: Preprocessing | None = None  # set by the extractor factories
 
     def __init__(
         self,

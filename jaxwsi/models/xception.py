@@ -130,8 +130,8 @@ class Xception(nnx.Module):
         x = nnx.relu(self.bn2(self.conv2(x)))
         for block in self.entry:
             x = block(x)
-        for block in self.middle:
-            x = block(x)
+        for middle in self.middle:
+            x = middle(x)
         x = self.exit_block(x)
         x = nnx.relu(self.exit_sep1(x))
         x = nnx.relu(self.exit_sep2(x))

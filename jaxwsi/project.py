@@ -25,7 +25,7 @@ from jaxwsi.atomic import write_text_atomic
 from jaxwsi.dataset.annotations import AnnotationsSource, load_annotations
 from jaxwsi.dataset.dataset import Dataset
 from jaxwsi.dataset.filters import Filters
-from jaxwsi.dataset.labels import name_some
+from jaxwsi.messages import name_some
 from jaxwsi.slide import extract_tiles, slide_name, tile_size_label
 from jaxwsi.slide.extract import SLIDE_EXTENSIONS
 

@@ -10,7 +10,7 @@ import pytest
 from jaxwsi.dataset.annotations import is_blank, load_annotations
 from jaxwsi.dataset.errors import AnnotationError, DatasetError
 from jaxwsi.dataset.filters import apply_filters, normalize_filters
-from jaxwsi.dataset.labels import category_of_slides, slide_labels
+from jaxwsi.dataset.labels import category_of_slides, category_text, slide_labels
 
 
 def write_csv(tmp_path, text: str):
@@ -60,12 +60,12 @@ def test_blank_slide_or_patient_names_the_lines(tmp_path):
         load_annotations(frame)
 
 
-@pytest.mark.parametrize("value", [None, math.nan, "", "  ", "NA", "n/a", "NaN", "None"])
+@pytest.mark.parametrize("value", [None, math.nan, "", "  ", pd.NA])
 def test_blank_values(value):
     assert is_blank(value)
 
 
-@pytest.mark.parametrize("value", ["0", 0, 0.0, "a", "none of them"])
+@pytest.mark.parametrize("value", ["0", 0, 0.0, "a", "none of them", "NA", "n/a", "None", "null"])
 def test_present_values(value):
     assert not is_blank(value)
 
@@ -153,3 +153,84 @@ def test_missing_outcome_column_is_an_error():
 def test_categories_join_header_values():
     categories = category_of_slides(TABLE.iloc[[0, 2, 4]], ["kind", "site"])
     assert categories.to_dict() == {"a1": "tumor-A", "b1": "normal-B", "d1": "stroma-B"}
+
+
+def test_non_utf8_csv_is_an_error_naming_the_file_and_line(tmp_path):
+    path = tmp_path / "latin1.csv"
+    path.write_bytes("patient,slide,label\nP1,s1,a\nP2,s2,caf\u00e9\n".encode("latin-1"))
+    with pytest.raises(
+        AnnotationError, match=r"latin1\.csv: not UTF-8 text \(byte 0xe9 on line 3\)"
+    ):
+        load_annotations(path)
+
+
+def test_utf8_with_a_byte_order_mark_is_read(tmp_path):
+    path = tmp_path / "excel.csv"
+    path.write_bytes("\ufeffpatient,slide\nP1,s1\n".encode())
+    assert list(load_annotations(path).columns) == ["patient", "slide"]
+
+
+@pytest.mark.parametrize("content", [b"", b"\n\n"])
+def test_empty_csv_is_an_error_naming_the_file(tmp_path, content):
+    path = tmp_path / "empty.csv"
+    path.write_bytes(content)
+    with pytest.raises(AnnotationError, match=r"empty\.csv: the file is empty"):
+        load_annotations(path)
+
+
+def test_malformed_csv_is_an_error_naming_the_file(tmp_path):
+    path = write_csv(tmp_path, 'patient,slide\nP1,"s1\n')
+    with pytest.raises(AnnotationError, match=r"annotations\.csv: cannot read the annotations CSV"):
+        load_annotations(path)
+
+
+def test_na_like_patient_ids_are_ids_not_blanks(tmp_path):
+    path = write_csv(
+        tmp_path, "patient,slide,label\nNA,s1,None\nNone,s2,null\nnull,s3,n/a\nn/a,s4,\n"
+    )
+    table = load_annotations(path)
+    assert list(table["patient"]) == ["NA", "None", "null", "n/a"]
+    assert list(table["label"]) == ["None", "null", "n/a", ""]
+    labels, unique = slide_labels(table.iloc[:3], "label")
+    assert unique == ["None", "n/a", "null"]
+    assert labels == {"s1": 0, "s2": 2, "s3": 1}
+    with pytest.raises(DatasetError, match=r"blank 'label': s4"):  # only the empty cell
+        slide_labels(table, "label")
+
+
+def test_numbers_written_two_ways_are_one_category():
+    mixed = pd.DataFrame(
+        {
+            "patient": ["P1", "P2", "P3", "P4", "P5"],
+            "slide": ["a", "b", "c", "d", "e"],
+            "grade": ["1", "1.0", 2.0, "2", "01"],
+        }
+    )
+    labels, unique = slide_labels(mixed, "grade")
+    assert unique == ["01", "1", "2"]  # "01" is written as a code, not as a float
+    assert labels == {"a": 1, "b": 1, "c": 2, "d": 2, "e": 0}
+    assert category_of_slides(mixed, "grade").to_dict() == {
+        "a": "1", "b": "1", "c": "2", "d": "2", "e": "01"
+    }  # fmt: skip
+    kept = apply_filters(mixed, normalize_filters({"grade": 2}))
+    assert list(kept["slide"]) == ["c", "d"]
+    same_patient = mixed.assign(patient=["P1", "P1", "P3", "P3", "P5"])
+    slide_labels(same_patient, "grade")  # 1 and 1.0 do not conflict
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [("1.0", "1"), (" 3.0 ", "3"), ("0.50", "0.5"), ("1e3", "1000"), ("-2.0", "-2"),
+     ("01", "01"), ("7", "7"), ("a", "a"), ("nan", "nan"), (1.0, "1"), (2, "2")],
+)  # fmt: skip
+def test_category_text(value, text):
+    assert category_text(value) == text
+
+
+def test_unknown_column_suggests_the_closest(tmp_path):
+    with pytest.raises(
+        DatasetError, match=r"'knd' is not in the annotations \(did you mean 'kind'\?\)"
+    ):
+        slide_labels(TABLE, "knd")
+    with pytest.raises(DatasetError, match=r"did you mean 'site'"):
+        apply_filters(TABLE, normalize_filters({"Site": "A"}))

@@ -2,8 +2,10 @@
 
 Required columns are ``patient`` and ``slide``; everything else (outcomes, ``dataset``, ``site``)
 is optional. CSV cells are read as text, as Slideflow does, so labels such as ``"01"`` keep their
-spelling; a DataFrame is taken as it is. Validation names the offending rows (CSV line numbers:
-header = line 1) and slides.
+spelling, and nothing is parsed as "not available": a patient called ``NA``, ``None`` or ``null``
+is a patient, and only an empty cell is blank. The file must be UTF-8 (a byte-order mark is
+allowed); a DataFrame is taken as it is (there None and NaN are blank). Validation names the file
+and the offending rows (CSV line numbers: header = line 1) and slides.
 """
 
 from __future__ import annotations
@@ -20,21 +22,19 @@ from jaxwsi.dataset.errors import AnnotationError
 log = logging.getLogger(__name__)
 
 REQUIRED_COLUMNS = ("patient", "slide")
-# Cell values treated as "no value" (case-insensitive, surrounding spaces ignored).
-BLANK_VALUES = frozenset({"", "na", "n/a", "nan", "none", "null"})
 
 AnnotationsSource = str | os.PathLike | pd.DataFrame
 
 
 def is_blank(value: object) -> bool:
-    """Whether a cell holds no value: None, NaN, or one of ``BLANK_VALUES`` as text."""
+    """Whether a cell holds no value: None, NaN, or text that is empty or only spaces."""
     if value is None:
         return True
     if isinstance(value, float) and math.isnan(value):
         return True
     if value is pd.NA or value is pd.NaT:
         return True
-    return isinstance(value, str) and value.strip().lower() in BLANK_VALUES
+    return isinstance(value, str) and not value.strip()
 
 
 def blank_mask(column: pd.Series) -> pd.Series:
@@ -62,7 +62,7 @@ def load_annotations(source: AnnotationsSource) -> pd.DataFrame:
         path = Path(source)
         if not path.is_file():
             raise AnnotationError(f"annotations file not found: {path}")
-        table = pd.read_csv(path, dtype=str, keep_default_na=False)
+        table = _read_csv(path)
         origin = str(path)
     table = table.reset_index(drop=True)
     table.columns = [str(c).strip() for c in table.columns]
@@ -78,6 +78,24 @@ def load_annotations(source: AnnotationsSource) -> pd.DataFrame:
     _check_duplicate_slides(table, origin)
     log.debug("loaded %d annotation rows from %s", len(table), origin)
     return table
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    """Every cell as text, no NA parsing; unreadable files are an `AnnotationError` naming them."""
+    try:
+        return pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = path.read_bytes()[: error.start].count(b"\n") + 1
+        raise AnnotationError(
+            f"{path}: not UTF-8 text (byte 0x{error.object[error.start]:02x} on line {line}); "
+            "save the annotations as UTF-8 CSV"
+        ) from None
+    except pd.errors.EmptyDataError:
+        raise AnnotationError(
+            f"{path}: the file is empty; expected a header line such as 'patient,slide,label'"
+        ) from None
+    except (pd.errors.ParserError, OSError) as error:
+        raise AnnotationError(f"{path}: cannot read the annotations CSV: {error}") from None
 
 
 def _check_columns(table: pd.DataFrame, origin: str) -> None:

@@ -34,13 +34,13 @@ from jaxwsi.dataset.labels import (
     category_of_slides,
     checked_values,
     is_float_column,
-    name_some,
     slide_labels,
 )
 from jaxwsi.dataset.patient_splits import patient_table, split_patients
 from jaxwsi.dataset.splits import check_split_strategy
 from jaxwsi.dataset.tfrecord_files import TFRecordSource, count_tiles, find_tfrecords
 from jaxwsi.io.interleaver import Interleaver
+from jaxwsi.messages import name_some
 
 if TYPE_CHECKING:  # the Grain pipeline imports JAX; the cohort side must not
     from jaxwsi.pipeline.grain_source import InterleavedDataset

@@ -9,6 +9,8 @@ import pandas as pd
 
 from jaxwsi.dataset.annotations import blank_mask
 from jaxwsi.dataset.errors import DatasetError
+from jaxwsi.dataset.labels import category_text
+from jaxwsi.messages import did_you_mean, name_some
 
 log = logging.getLogger(__name__)
 
@@ -16,7 +18,8 @@ Filters = Mapping[str, object]
 
 
 def normalize_filters(filters: Filters | None) -> dict[str, tuple[str, ...]]:
-    """Filters as ``{column: (allowed values as text, ...)}``; a scalar allows one value."""
+    """Filters as ``{column: (allowed values as text, ...)}``; a scalar allows one value. Values
+    are compared as `category_text` (``1`` allows ``"1.0"``)."""
     normalized: dict[str, tuple[str, ...]] = {}
     for column, allowed in (filters or {}).items():
         values = (
@@ -24,7 +27,7 @@ def normalize_filters(filters: Filters | None) -> dict[str, tuple[str, ...]]:
             if isinstance(allowed, str) or not isinstance(allowed, Iterable)
             else list(allowed)
         )
-        normalized[str(column)] = tuple(str(v).strip() for v in values)
+        normalized[str(column)] = tuple(category_text(v) for v in values)
     return normalized
 
 
@@ -39,7 +42,7 @@ def apply_filters(
     for column, allowed in filters.items():
         _require_column(table, column, "filter")
         allowed_set = set(allowed)
-        mask = kept[column].map(lambda v, a=allowed_set: str(v).strip() in a).astype(bool)
+        mask = kept[column].map(lambda v, a=allowed_set: category_text(v) in a).astype(bool)
         _log_removed(kept, mask, f"filter {column!r} in {sorted(allowed_set)}")
         kept = kept[mask]
     for column in blank_columns:
@@ -53,7 +56,8 @@ def apply_filters(
 def _require_column(table: pd.DataFrame, column: str, what: str) -> None:
     if column not in table.columns:
         raise DatasetError(
-            f"{what}: column {column!r} is not in the annotations (columns: {list(table.columns)})"
+            f"{what}: column {column!r} is not in the annotations"
+            f"{did_you_mean(column, table.columns)} (columns: {name_some(table.columns)})"
         )
 
 

@@ -1,23 +1,45 @@
 """Outcome labels per slide from annotation columns: categorical indices or continuous floats.
 
 A categorical label is the index of the slide's value in the sorted unique values of that column
-(over the dataset's slides); a continuous label is the value as a float. Blank values and a
+(over the dataset's slides, sorted as text, as Slideflow assigns them); a continuous label is the
+value as a float. Category values are compared as text with numbers written one way
+(`category_text`: ``1`` and ``1.0`` are one class, ``"1"``), so a column that pandas or a
+spreadsheet wrote as floats does not split a class in two. Blank values and a
 patient whose slides disagree are errors, because both silently corrupt training and splits.
 """
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Mapping, Sequence
 
 import pandas as pd
 
 from jaxwsi.dataset.annotations import blank_mask
 from jaxwsi.dataset.errors import DatasetError
+from jaxwsi.messages import MAX_NAMED, did_you_mean, name_some
 
 Label = int | float | list[int | float]
 UseFloat = bool | Mapping[str, bool]
 
-_MAX_NAMED = 20  # how many slides or patients an error message names before "and N more"
+# A number written with a fraction or an exponent (plain integers such as "01" keep their text).
+_FRACTIONAL = re.compile(r"[+-]?(\d+\.\d*|\.\d+|\d+(\.\d*)?[eE][+-]?\d+)|[+-]?\.\d+[eE][+-]?\d+")
+
+
+def category_text(value: object) -> str:
+    """A category value as text: stripped, and a number written with a fraction or exponent in
+    one spelling: integral ones as integers (``1.0``, ``1e0`` → ``"1"``), others as the shortest
+    float (``0.50`` → ``"0.5"``). Plain integer text (``"01"``) is kept as written."""
+    text = str(value).strip()
+    if not _FRACTIONAL.fullmatch(text):
+        return text
+    number = float(text)
+    if not math.isfinite(number):
+        return text
+    if number.is_integer():
+        return str(int(number))
+    return repr(number)
 
 
 def as_headers(headers: str | Sequence[str]) -> list[str]:
@@ -26,13 +48,6 @@ def as_headers(headers: str | Sequence[str]) -> list[str]:
     if not result:
         raise DatasetError("no outcome headers given")
     return result
-
-
-def name_some(names: Sequence[object]) -> str:
-    """A readable list of at most ``_MAX_NAMED`` names, with a count of the rest."""
-    shown = ", ".join(str(n) for n in names[:_MAX_NAMED])
-    more = len(names) - _MAX_NAMED
-    return shown + (f" and {more} more" if more > 0 else "")
 
 
 def is_float_column(values: pd.Series) -> bool:
@@ -50,7 +65,8 @@ def checked_values(table: pd.DataFrame, header: str) -> pd.Series:
     agrees within each patient."""
     if header not in table.columns:
         raise DatasetError(
-            f"outcome column {header!r} is not in the annotations (columns: {list(table.columns)})"
+            f"outcome column {header!r} is not in the annotations"
+            f"{did_you_mean(header, table.columns)} (columns: {name_some(table.columns)})"
         )
     values = pd.Series(table[header].to_numpy(), index=table["slide"].to_numpy(), name=header)
     blank = blank_mask(values)
@@ -65,13 +81,13 @@ def checked_values(table: pd.DataFrame, header: str) -> pd.Series:
 
 
 def _check_patient_agreement(table: pd.DataFrame, header: str) -> None:
-    as_text = table[header].map(lambda v: str(v).strip())
+    as_text = table[header].map(category_text)
     per_patient = as_text.groupby(table["patient"]).nunique()
     conflicting = sorted(per_patient.index[per_patient > 1])
     if conflicting:
         details = [
             f"{p} ({', '.join(f'{s}={v}' for s, v in _slides_and_values(table, header, p))})"
-            for p in conflicting[:_MAX_NAMED]
+            for p in conflicting[:MAX_NAMED]
         ]
         raise DatasetError(
             f"{len(conflicting)} patient(s) have conflicting {header!r} labels: "
@@ -82,15 +98,6 @@ def _check_patient_agreement(table: pd.DataFrame, header: str) -> None:
 def _slides_and_values(table: pd.DataFrame, header: str, patient: str) -> list[tuple[str, str]]:
     rows = table[table["patient"] == patient]
     return list(zip(rows["slide"], rows[header].map(str), strict=True))
-
-
-def sorted_unique(values: pd.Series) -> list:
-    """Sorted unique values; compared as text when the values are of mixed types."""
-    unique = list(pd.unique(values))
-    try:
-        return sorted(unique)
-    except TypeError:
-        return sorted(unique, key=str)
 
 
 def _float_values(values: pd.Series, header: str) -> pd.Series:
@@ -131,9 +138,10 @@ def slide_labels(
             columns.append(_float_values(values, header))
             uniques[header] = []
         else:
-            unique = sorted_unique(values)
+            text = values.map(category_text)
+            unique = sorted(set(text))
             index = {v: i for i, v in enumerate(unique)}
-            columns.append(values.map(index).astype(int))
+            columns.append(text.map(index).astype(int))
             uniques[header] = unique
     slides = list(table["slide"])
     if len(header_list) == 1:
@@ -145,7 +153,7 @@ def slide_labels(
 def category_of_slides(table: pd.DataFrame, headers: str | Sequence[str]) -> pd.Series:
     """Each slide's category as text, the header values joined by ``'-'`` (Slideflow's key for
     category balancing, clipping and stratified splits); indexed by slide."""
-    parts = [checked_values(table, h).map(lambda v: str(v).strip()) for h in as_headers(headers)]
+    parts = [checked_values(table, h).map(category_text) for h in as_headers(headers)]
     joined = parts[0]
     for part in parts[1:]:
         joined = joined + "-" + part

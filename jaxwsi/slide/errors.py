@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from jaxwsi.errors import JaxwsiError
 
-class SlideError(RuntimeError):
+
+class SlideError(JaxwsiError, RuntimeError):
     """A slide cannot be opened, read or tiled as asked."""
 
 
@@ -11,5 +13,5 @@ class MissingMPPError(SlideError):
     """The slide's metadata gives no microns-per-pixel; pass ``mpp`` explicitly."""
 
 
-class ROIError(ValueError):
+class ROIError(JaxwsiError, ValueError):
     """An ROI file (QuPath CSV or GeoJSON) is malformed; the message names the file and row."""

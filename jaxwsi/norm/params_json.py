@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
+from jaxwsi.atomic import write_text_atomic
 from jaxwsi.norm.base import StainNormalizer
 from jaxwsi.norm.registry import autoselect
 
@@ -27,14 +26,7 @@ def save_normalizer(params_json: str | Path, normalizer: StainNormalizer | None)
             f"{path}: params.json must hold a JSON object, got {type(content).__name__}"
         )
     content[NORM_FIT_KEY] = None if normalizer is None else normalizer.get_params()
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w") as stream:
-            json.dump(content, stream, indent=2)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    write_text_atomic(path, json.dumps(content, indent=2), make_parents=False)
 
 
 def load_normalizer(params_json: str | Path) -> StainNormalizer | None:

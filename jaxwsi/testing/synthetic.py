@@ -16,6 +16,8 @@ import numpy as np
 import tifffile
 from scipy import ndimage
 
+from jaxwsi.atomic import atomic_path
+
 _TILE = 256
 _CELL = 16  # nucleus grid cell in level-0 pixels; divides _TILE so strips join seamlessly
 
@@ -75,9 +77,11 @@ def synthetic_slide(
     rng = np.random.default_rng([seed, tissue_class])
     renderer = _Renderer(width, height, _TEXTURES[tissue_class], tissue_fraction, rng)
 
-    tmp = path.with_name(f".{path.name}.tmp")
     level1 = np.zeros((height // 2, width // 2, 3), np.uint8) if num_levels > 1 else None
-    with tifffile.TiffWriter(tmp, bigtiff=width * height * 3 > 2**31) as tif:
+    with (
+        atomic_path(path, suffix=path.suffix) as tmp,
+        tifffile.TiffWriter(tmp, bigtiff=width * height * 3 > 2**31) as tif,
+    ):
         tif.write(
             renderer.tiles(level1),
             shape=(height, width, 3),
@@ -95,7 +99,6 @@ def synthetic_slide(
                 **_page_options(None if mpp is None else mpp * 2**k, jpeg_quality),
             )
             level = _halve(level)
-    tmp.replace(path)
     return path
 
 

@@ -4,6 +4,7 @@ numpy re-computations from the torch-layout tensors), and every kind of mismatch
 
 from __future__ import annotations
 
+import jax
 import numpy as np
 import pytest
 from flax import nnx
@@ -144,6 +145,49 @@ def test_truncated_resnet50_takes_a_full_resnet50_file():
         np.asarray(model.layer3[5].bn3.var[...]), state["layer3.5.bn3.running_var"]
     )
     assert model.num_features == 1024 and not hasattr(model, "layer4")
+
+
+@pytest.mark.parametrize(
+    ("name", "known"),
+    [
+        # torchvision shapes: the t=1 block's depthwise conv, an expansion conv, the head conv.
+        (
+            "mobilenet_v2",
+            {
+                "features.1.conv.0.0.weight": (32, 1, 3, 3),
+                "features.2.conv.0.0.weight": (96, 16, 1, 1),
+                "features.17.conv.3.running_var": (320,),
+                "features.18.0.weight": (1280, 320, 1, 1),
+            },
+        ),
+        (
+            "efficientnet_b0",
+            {
+                "features.1.0.block.0.0.weight": (32, 1, 3, 3),
+                "features.1.0.block.1.fc1.weight": (8, 32, 1, 1),
+                "features.6.3.block.3.1.running_mean": (192,),
+                "features.8.0.weight": (1280, 320, 1, 1),
+            },
+        ),
+    ],
+)
+def test_torchvision_mobilenet_and_efficientnet_load(name, known):
+    state = torch_state_dict(abstract(M.get(name)), seed=10)
+    for key, shape in known.items():
+        assert state[key].shape == shape
+    state["classifier.1.weight"] = np.zeros((1000, 1280), np.float32)
+    state["classifier.1.bias"] = np.zeros(1000, np.float32)
+    model = abstract(M.get(name))
+    M.load_state_dict(model, state)
+    conv = model.features[18][0] if name == "mobilenet_v2" else model.features[8][0]
+    want = state["features.18.0.weight" if name == "mobilenet_v2" else "features.8.0.weight"]
+    np.testing.assert_array_equal(np.asarray(conv.kernel[...]), want.transpose(2, 3, 1, 0))
+    model.eval()
+    graphdef, params = nnx.split(model)
+    y = jax.jit(lambda p, x: nnx.merge(graphdef, p)(x))(
+        params, np.zeros((1, 64, 64, 3), np.float32)
+    )
+    assert y.shape == (1, 1280) and np.isfinite(np.asarray(y)).all()
 
 
 def test_timm_vit_linear_transpose_and_pos_embed_resize():

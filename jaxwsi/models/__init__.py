@@ -18,7 +18,13 @@ from jaxwsi.models.tile_model import (
     param_mask,
     trainable_filter,
 )
-from jaxwsi.models.weights import WeightsError, load_state_dict, load_weights, resolve_pretrain
+from jaxwsi.models.weights import (
+    WeightsError,
+    build_with_weights,
+    load_state_dict,
+    load_weights,
+    resolve_pretrain,
+)
 
 __all__ = [
     "KINDS",
@@ -29,6 +35,7 @@ __all__ = [
     "backbone_layers",
     "build_extractor",
     "build_tile_model",
+    "build_with_weights",
     "get",
     "head_filter",
     "kernel_filter",

@@ -1,9 +1,14 @@
 """EfficientNet-B0 (Tan & Le 2019) in torchvision's layout: a 3×3 stem, seven stages of MBConv
 blocks (expansion, depthwise convolution, squeeze-and-excitation, projection) and a 1×1 head
 convolution to 1280 channels. Stochastic depth (torchvision trains with 0.2) is not implemented.
+
+Attributes mirror torchvision's ``state_dict`` keys (``features.3.1.block.2.fc1``, ...): each
+``Conv2dNormActivation`` is an ``nnx.List`` [conv, BatchNorm], so torchvision files load by name.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -24,6 +29,16 @@ B0_STAGES = (
 )
 
 
+def conv_bn(mk: Layers, cin: int, cout: int, kernel: int, stride: int = 1, groups: int = 1):
+    """torchvision's ``Conv2dNormActivation`` parameters: [conv, BatchNorm]."""
+    return nnx.List([mk.conv(cin, cout, kernel, stride, groups=groups), mk.bn(cout)])
+
+
+def silu_conv_bn(layer: Any, x: jax.Array) -> jax.Array:
+    conv, bn = layer
+    return nnx.silu(bn(conv(x)))
+
+
 class SqueezeExcitation(nnx.Module):
     """Channel gates from the pooled features: 1×1 conv → SiLU → 1×1 conv → sigmoid."""
 
@@ -37,33 +52,35 @@ class SqueezeExcitation(nnx.Module):
 
 
 class MBConv(nnx.Module):
-    """Inverted residual block with squeeze-and-excitation; identity shortcut when the shape
-    is kept."""
+    """Inverted residual block with squeeze-and-excitation: ``block`` = [expand (when the
+    ratio is not 1), depthwise, SE, project]; identity shortcut when the shape is kept."""
 
     def __init__(self, expand: int, kernel: int, stride: int, cin: int, cout: int, mk: Layers):
         hidden = cin * expand
-        self.expand_conv = mk.conv(cin, hidden, 1) if expand != 1 else None
-        self.expand_bn = mk.bn(hidden) if expand != 1 else None
-        self.dw_conv = mk.conv(hidden, hidden, kernel, stride, groups=hidden)
-        self.dw_bn = mk.bn(hidden)
-        self.se = SqueezeExcitation(hidden, max(1, cin // 4), mk)
-        self.project_conv = mk.conv(hidden, cout, 1)
-        self.project_bn = mk.bn(cout)
+        layers: list[Any] = [conv_bn(mk, cin, hidden, 1)] if expand != 1 else []
+        layers += [
+            conv_bn(mk, hidden, hidden, kernel, stride, groups=hidden),
+            SqueezeExcitation(hidden, max(1, cin // 4), mk),
+            conv_bn(mk, hidden, cout, 1),
+        ]
+        self.block = nnx.List(layers)
         self.residual = stride == 1 and cin == cout
 
     def __call__(self, x: jax.Array) -> jax.Array:
+        *activated, se, (project, project_bn) = self.block
         y = x
-        if self.expand_conv is not None and self.expand_bn is not None:
-            y = nnx.silu(self.expand_bn(self.expand_conv(y)))
-        y = nnx.silu(self.dw_bn(self.dw_conv(y)))
-        y = self.project_bn(self.project_conv(self.se(y)))
+        for layer in activated:
+            y = silu_conv_bn(layer, y)
+        y = project_bn(project(se(y)))
         return y + x if self.residual else y
 
 
 class EfficientNet(nnx.Module):
-    """EfficientNet without its classifier: ``__call__(x) -> [B, 1280]``."""
+    """EfficientNet without its classifier: ``__call__(x) -> [B, 1280]``. ``features`` =
+    [stem, stage 1..7, head conv], as torchvision; its ``classifier.*`` is not used."""
 
-    weights_layout = None  # attribute names are not torchvision's Sequential indices
+    weights_layout = "torch"
+    unused_weight_prefixes: tuple[str, ...] = ("classifier.",)
 
     def __init__(
         self,
@@ -75,35 +92,29 @@ class EfficientNet(nnx.Module):
     ):
         self.pooling = check_pooling(pooling)
         self.dtype = dtype
-        mk = Layers(rngs, dtype, param_dtype, bn_momentum=0.99, bn_epsilon=1e-3)
-        self.stem_conv = mk.conv(3, 32, 3, 2)
-        self.stem_bn = mk.bn(32)
-        blocks = []
-        for expand, kernel, stride, cin, cout, n in B0_STAGES:
-            for j in range(n):
-                blocks.append(
-                    MBConv(
-                        expand, kernel, stride if j == 0 else 1, cin if j == 0 else cout, cout, mk
-                    )
-                )
-        self.blocks = nnx.List(blocks)
-        self.head_conv = mk.conv(B0_STAGES[-1][4], 1280, 1)
-        self.head_bn = mk.bn(1280)
+        mk = Layers(rngs, dtype, param_dtype)  # torchvision B0: BatchNorm2d defaults
+        features: list[Any] = [conv_bn(mk, 3, 32, 3, 2)]
+        blocks: list[tuple[str | int, ...]] = [("features", 0)]
+        for s, (expand, kernel, stride, cin, cout, n) in enumerate(B0_STAGES, start=1):
+            stage = [
+                MBConv(expand, kernel, stride if j == 0 else 1, cin if j == 0 else cout, cout, mk)
+                for j in range(n)
+            ]
+            features.append(nnx.List(stage))
+            blocks += [("features", s, j) for j in range(n)]
+        features.append(conv_bn(mk, B0_STAGES[-1][4], 1280, 1))
+        blocks.append(("features", len(features) - 1))
+        self.features = nnx.List(features)
         self.num_features: int = 1280
-        self.block_paths: tuple[tuple[str | int, ...], ...] = (
-            ("stem_conv",),
-            ("stem_bn",),
-            *[("blocks", i) for i in range(len(blocks))],
-            ("head_conv",),
-            ("head_bn",),
-        )
+        self.block_paths: tuple[tuple[str | int, ...], ...] = tuple(blocks)
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        x = nnx.silu(self.stem_bn(self.stem_conv(x.astype(self.dtype))))
-        for block in self.blocks:
-            x = block(x)
-        x = nnx.silu(self.head_bn(self.head_conv(x)))
-        return global_pool(x, self.pooling)
+        stem, *stages, head = self.features
+        x = silu_conv_bn(stem, x.astype(self.dtype))
+        for stage in stages:
+            for block in stage:
+                x = block(x)
+        return global_pool(silu_conv_bn(head, x), self.pooling)
 
 
 @register("efficientnet_b0")

@@ -1,9 +1,8 @@
 """`build_extractor`: a registered feature extractor (kind "extractor") with its weights file.
 
-With weights, the model is never randomly initialized: its structure comes from
-`nnx.eval_shape` and the file fills every parameter (a ViT-L/16 is ready in the time it takes to
-read the file). Without weights (tests, smoke runs) it is randomly initialized, with a warning,
-since random features are of no use for MIL.
+With weights, the model is never randomly initialized (`build_with_weights`): a ViT-L/16 is
+ready in the time it takes to read the file. Without weights (tests, smoke runs) it is randomly
+initialized, with a warning, since random features are of no use for MIL.
 """
 
 from __future__ import annotations
@@ -12,13 +11,12 @@ import logging
 import os
 from typing import Any
 
-import jax
 import jax.numpy as jnp
 from flax import nnx
 
 from jaxwsi.models.layers import Dtype, Preprocessing
 from jaxwsi.models.registry import get
-from jaxwsi.models.weights import load_weights, resolve_pretrain
+from jaxwsi.models.weights import build_with_weights, resolve_pretrain
 
 log = logging.getLogger(__name__)
 
@@ -47,9 +45,7 @@ def build_extractor(
         )
         model = build()
     else:
-        model = load_weights(nnx.eval_shape(build), path)
-        if _has_abstract_state(model):  # state the file does not hold (e.g. RNG streams)
-            model = load_weights(build(), path)
+        model = build_with_weights(build, path)
     if not isinstance(getattr(model, "preprocessing", None), Preprocessing):
         raise TypeError(
             f"extractor {name!r} has no preprocessing attribute (jaxwsi.models.Preprocessing): "
@@ -57,8 +53,3 @@ def build_extractor(
         )
     model.eval()
     return model
-
-
-def _has_abstract_state(model: nnx.Module) -> bool:
-    leaves = jax.tree.leaves(nnx.state(model))
-    return any(isinstance(x, jax.ShapeDtypeStruct) for x in leaves)

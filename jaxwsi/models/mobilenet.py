@@ -1,7 +1,13 @@
 """MobileNetV2 (Sandler et al. 2018) in torchvision's layout: a 3×3 stem, seventeen inverted
-residual blocks with linear bottlenecks (ReLU6) and a 1×1 convolution to 1280 channels."""
+residual blocks with linear bottlenecks (ReLU6) and a 1×1 convolution to 1280 channels.
+
+Attributes mirror torchvision's ``state_dict`` keys (``features.5.conv.1.0``, ...): each
+``Conv2dNormActivation`` is an ``nnx.List`` [conv, BatchNorm], so torchvision files load by name.
+"""
 
 from __future__ import annotations
+
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -22,33 +28,47 @@ V2_SETTINGS = (
 )
 
 
+def conv_bn(mk: Layers, cin: int, cout: int, kernel: int, stride: int = 1, groups: int = 1):
+    """torchvision's ``Conv2dNormActivation`` parameters: [conv, BatchNorm]."""
+    return nnx.List([mk.conv(cin, cout, kernel, stride, groups=groups), mk.bn(cout)])
+
+
+def relu6_conv_bn(layer: Any, x: jax.Array) -> jax.Array:
+    conv, bn = layer
+    return nnx.relu6(bn(conv(x)))
+
+
 class InvertedResidual(nnx.Module):
-    """1×1 expansion (when t > 1) → 3×3 depthwise → linear 1×1 projection; identity shortcut
-    when stride 1 keeps the width."""
+    """``conv`` = [1×1 expansion (when t > 1), 3×3 depthwise, linear 1×1 projection conv, its
+    BatchNorm]; identity shortcut when stride 1 keeps the width."""
 
     def __init__(self, cin: int, cout: int, stride: int, expand: int, mk: Layers):
         hidden = cin * expand
-        self.expand_conv = mk.conv(cin, hidden, 1) if expand != 1 else None
-        self.expand_bn = mk.bn(hidden) if expand != 1 else None
-        self.dw_conv = mk.conv(hidden, hidden, 3, stride, groups=hidden)
-        self.dw_bn = mk.bn(hidden)
-        self.project_conv = mk.conv(hidden, cout, 1)
-        self.project_bn = mk.bn(cout)
+        layers: list[Any] = [conv_bn(mk, cin, hidden, 1)] if expand != 1 else []
+        layers += [
+            conv_bn(mk, hidden, hidden, 3, stride, groups=hidden),
+            mk.conv(hidden, cout, 1),
+            mk.bn(cout),
+        ]
+        self.conv = nnx.List(layers)
         self.residual = stride == 1 and cin == cout
 
     def __call__(self, x: jax.Array) -> jax.Array:
+        *activated, project, project_bn = self.conv
         y = x
-        if self.expand_conv is not None and self.expand_bn is not None:
-            y = nnx.relu6(self.expand_bn(self.expand_conv(y)))
-        y = nnx.relu6(self.dw_bn(self.dw_conv(y)))
-        y = self.project_bn(self.project_conv(y))
+        for layer in activated:
+            y = relu6_conv_bn(layer, y)
+        y = project_bn(project(y))
         return y + x if self.residual else y
 
 
 class MobileNetV2(nnx.Module):
-    """MobileNetV2 (width 1.0) without its classifier: ``__call__(x) -> [B, 1280]``."""
+    """MobileNetV2 (width 1.0) without its classifier: ``__call__(x) -> [B, 1280]``.
+    ``features`` = [stem, 17 inverted residuals, head conv], as torchvision; its
+    ``classifier.*`` is not used."""
 
-    weights_layout = None  # attribute names are not torchvision's Sequential indices
+    weights_layout = "torch"
+    unused_weight_prefixes: tuple[str, ...] = ("classifier.",)
 
     def __init__(
         self,
@@ -61,31 +81,25 @@ class MobileNetV2(nnx.Module):
         self.pooling = check_pooling(pooling)
         self.dtype = dtype
         mk = Layers(rngs, dtype, param_dtype)
-        self.stem_conv = mk.conv(3, 32, 3, 2)
-        self.stem_bn = mk.bn(32)
-        blocks, cin = [], 32
+        features: list[Any] = [conv_bn(mk, 3, 32, 3, 2)]
+        cin = 32
         for t, c, n, s in V2_SETTINGS:
             for j in range(n):
-                blocks.append(InvertedResidual(cin, c, s if j == 0 else 1, t, mk))
+                features.append(InvertedResidual(cin, c, s if j == 0 else 1, t, mk))
                 cin = c
-        self.blocks = nnx.List(blocks)
-        self.head_conv = mk.conv(cin, 1280, 1)
-        self.head_bn = mk.bn(1280)
+        features.append(conv_bn(mk, cin, 1280, 1))
+        self.features = nnx.List(features)
         self.num_features: int = 1280
-        self.block_paths: tuple[tuple[str | int, ...], ...] = (
-            ("stem_conv",),
-            ("stem_bn",),
-            *[("blocks", i) for i in range(len(blocks))],
-            ("head_conv",),
-            ("head_bn",),
+        self.block_paths: tuple[tuple[str | int, ...], ...] = tuple(
+            ("features", i) for i in range(len(features))
         )
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        x = nnx.relu6(self.stem_bn(self.stem_conv(x.astype(self.dtype))))
-        for block in self.blocks:
+        stem, *blocks, head = self.features
+        x = relu6_conv_bn(stem, x.astype(self.dtype))
+        for block in blocks:
             x = block(x)
-        x = nnx.relu6(self.head_bn(self.head_conv(x)))
-        return global_pool(x, self.pooling)
+        return global_pool(relu6_conv_bn(head, x), self.pooling)
 
 
 @register("mobilenet_v2")

@@ -20,7 +20,7 @@ from flax import nnx
 
 from jaxwsi.models.layers import Dtype
 from jaxwsi.models.registry import get
-from jaxwsi.models.weights import load_weights, resolve_pretrain
+from jaxwsi.models.weights import build_with_weights, resolve_pretrain
 
 log = logging.getLogger(__name__)
 
@@ -153,9 +153,12 @@ def build_tile_model(
             kwargs["pooling"] = pooling
         elif pooling not in (None, "avg"):
             log.info("include_top=True: %s keeps its own pooling; pooling=%r unused", name, pooling)
-        backbone = factory(**kwargs)
-        if weights is not None:
-            load_weights(backbone, weights)
+        if weights is None:
+            backbone = factory(**kwargs)
+        else:  # no random initialization of what the file replaces (own RNG: built in a trace)
+            backbone = build_with_weights(
+                lambda: factory(**{**kwargs, "rngs": nnx.Rngs(0)}), weights
+            )
     elif weights is not None:
         log.info("drop_images=True: no backbone, pretrain=%r unused", pretrain)
     return TileModel(

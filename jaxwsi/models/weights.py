@@ -1,7 +1,8 @@
 """Pretrained weights from local files only: torchvision / timm ``state_dict``s in ``.safetensors``.
 
 Nothing is downloaded. Architectures whose attribute names mirror torch's keys
-(``weights_layout = "torch"``: the ResNet family and the ViTs) load by name: each parameter path
+(``weights_layout = "torch"``: the torchvision ResNets, EfficientNet-B0 and MobileNetV2, and
+the timm ViTs) load by name: each parameter path
 ``layer1.0.conv1.kernel`` reads the key ``layer1.0.conv1.weight``, with the layout changes
 
 - convolution weights OIHW → HWIO, linear weights (out, in) → (in, out);
@@ -19,10 +20,11 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
@@ -86,6 +88,18 @@ def load_weights(model: nnx.Module, pretrain: str | os.PathLike[str]) -> nnx.Mod
     return model
 
 
+def build_with_weights(
+    build: Callable[[], nnx.Module], pretrain: str | os.PathLike[str]
+) -> nnx.Module:
+    """``build()`` with its parameters from the weights file and no random initialization: the
+    structure comes from `nnx.eval_shape`. Built for real first only when the file does not cover
+    all of the model's state (e.g. a custom backbone holding RNG streams)."""
+    model = load_weights(nnx.eval_shape(build), pretrain)
+    if any(isinstance(x, jax.ShapeDtypeStruct) for x in jax.tree.leaves(nnx.state(model))):
+        model = load_weights(build(), pretrain)
+    return model
+
+
 def load_state_dict(
     model: nnx.Module, state_dict: Mapping[str, Any], *, source: str = "state dict"
 ) -> None:
@@ -96,8 +110,8 @@ def load_state_dict(
     if getattr(target, "weights_layout", None) != "torch":
         raise WeightsError(
             f"{source}: {arch} has no torch-layout weights mapping; local weights files load "
-            "into resnet18, resnet50, resnet50_trunc and the ViTs (vit_s16, vit_b16, vit_l16). "
-            "Pass pretrain=None."
+            "into resnet18, resnet50, resnet50_trunc, efficientnet_b0, mobilenet_v2 "
+            "(torchvision) and the ViTs (vit_s16, vit_b16, vit_l16; timm). Pass pretrain=None."
         )
     state = nnx.state(target, nnx.Any(nnx.Param, nnx.BatchStat))
     flat = nnx.to_flat_state(state)

@@ -61,7 +61,9 @@ def test_k_fold_is_patient_level_stratified_and_saved(dataset, tmp_path):
     assert sorted(validated) == PATIENTS
     [entry] = json.loads((tmp_path / "splits.json").read_text())
     assert entry["strategy"] == "k-fold" and entry["k_fold"] == 3 and entry["seed"] == 0
-    assert entry["patients"]["p00"] == {"outcome_label": "x", "slides": ["p00_s0", "p00_s1"]}
+    # Slideflow's form: the class index into the sorted categories, which are named beside it.
+    assert entry["patients"]["p00"] == {"outcome_label": 0, "slides": ["p00_s0", "p00_s1"]}
+    assert entry["outcome_labels"] == {"kind": {"0": "x", "1": "y", "2": "z"}}
     for saved, (training, validation) in zip(entry["folds"], folds, strict=True):
         assert saved == {"training": training.slides(), "validation": validation.slides()}
 

@@ -36,7 +36,7 @@ from jaxwsi.dataset.labels import (
     is_float_column,
     slide_labels,
 )
-from jaxwsi.dataset.patient_splits import patient_table, split_patients
+from jaxwsi.dataset.patient_splits import class_names, patient_table, split_patients
 from jaxwsi.dataset.splits import check_split_strategy
 from jaxwsi.dataset.tfrecord_files import TFRecordSource, count_tiles, find_tfrecords
 from jaxwsi.io.interleaver import Interleaver
@@ -393,6 +393,7 @@ class Dataset:
             val_fraction=val_fraction,
             seed=seed,
             headers=header_list,
+            classes=class_names(self._members, header_list, use_float),
             splits_path=Path(splits) if splits is not None else self.splits_path,
         )
         for i, (training, validation) in enumerate(folds):

@@ -14,12 +14,13 @@ import pandas as pd
 
 from jaxwsi.dataset import splits as algorithms
 from jaxwsi.dataset.errors import SplitError
-from jaxwsi.dataset.labels import category_of_slides, checked_values
+from jaxwsi.dataset.labels import category_of_slides, checked_values, slide_labels
 from jaxwsi.dataset.splits_file import (
-    entry_matches,
+    entry_mismatch,
     folds_of_entry,
     make_entry,
     read_splits,
+    same_cohort,
     write_splits,
 )
 
@@ -38,15 +39,19 @@ def patient_table(
     manual_column: str | None = None,
     site_column: str | None = None,
 ) -> PatientTable:
-    """Patient → {"slides", "outcome_label", "category"[, "fold"][, "site"]} for the member rows.
+    """Patient → {"slides", "outcome_label", "name", "category"[, "fold"][, "site"]}.
 
-    ``category`` (the stratification key) is the joined categorical labels, or None for a
-    continuous outcome or no headers; ``fold`` and ``site`` come from ``manual_column`` and
-    ``site_column`` when given. Blank values and patients whose slides disagree are errors.
+    ``outcome_label`` is the label as Slideflow writes it in splits.json: the class index (a list
+    of indices for several headers) of a categorical outcome, the float(s) of a continuous one, or
+    the patient itself without headers. ``name`` is the category as text (header values joined by
+    ``'-'``; None for continuous or no headers) and ``category`` the stratification key (the same,
+    or None). ``fold`` and ``site`` come from ``manual_column`` and ``site_column`` when given.
+    Blank values and patients whose slides disagree are errors.
     """
     if members.empty:
         raise SplitError("cannot split an empty dataset")
-    label_of = _label_of_slide(members, headers, use_float)
+    labels: dict[str, Any] = slide_labels(members, headers, use_float)[0] if headers else {}
+    names = category_of_slides(members, headers) if headers and not use_float else None
     extras = {
         key: checked_values(members, column).map(lambda v: str(v).strip())
         for key, column in (("fold", manual_column), ("site", site_column))
@@ -55,27 +60,23 @@ def patient_table(
     table: PatientTable = {}
     for patient, slides in members.groupby("patient")["slide"].apply(sorted).items():
         first = slides[0]
-        label = label_of[first] if label_of is not None else None
+        name = names[first] if names is not None else None
         table[str(patient)] = {
             "slides": slides,
-            "outcome_label": label,
-            "category": label if headers and not use_float else None,
+            "outcome_label": labels[first] if headers else str(patient),
+            "name": name,
+            "category": name,
             **{key: values[first] for key, values in extras.items()},
         }
     return table
 
 
-def _label_of_slide(members: pd.DataFrame, headers: list[str], use_float: bool) -> pd.Series | None:
-    if not headers:
-        return None
-    if not use_float:
-        return category_of_slides(members, headers)
-    values = [checked_values(members, h).map(float) for h in headers]
-    return pd.Series(
-        [v[0] if len(v) == 1 else list(v) for v in zip(*values, strict=True)],
-        index=members["slide"].to_numpy(),
-        dtype=object,
-    )
+def class_names(members: pd.DataFrame, headers: list[str], use_float: bool) -> dict[str, list]:
+    """Header → the sorted categories its class indices refer to (empty when not categorical)."""
+    if not headers or use_float:
+        return {}
+    unique = slide_labels(members, headers, False)[1]
+    return {headers[0]: list(unique)} if isinstance(unique, list) else dict(unique)
 
 
 def new_folds(
@@ -113,38 +114,53 @@ def split_patients(
     val_fraction: float | None,
     seed: int,
     headers: list[str],
+    classes: dict[str, list],
     splits_path: Path | None,
 ) -> list[algorithms.Fold]:
-    """Patient folds: a matching entry of ``splits_path`` if there is one, else new folds
-    (appended to ``splits_path`` when given)."""
+    """Patient folds: a matching entry of ``splits_path`` if there is one (written by jaxwsi or
+    Slideflow), else new folds (appended to ``splits_path`` when given). An entry for the same
+    strategy and patients that does not match is not reused, with a warning saying why."""
     k = None if strategy in ("fixed", "k-fold-manual") else k_fold
     fraction = val_fraction if strategy == "fixed" else None
-    saved_patients = {
-        p: {key: info[key] for key in SAVED_KEYS if key in info} for p, info in patients.items()
-    }
     entries = read_splits(splits_path) if splits_path is not None else []
+    refused = []
     for index, entry in enumerate(entries):
-        if entry_matches(
+        if not same_cohort(entry, strategy, patients):
+            continue
+        reason = entry_mismatch(
             entry,
-            strategy=strategy,
             k_fold=k,
             val_fraction=fraction,
             seed=seed,
-            patients=saved_patients,
-        ):
+            patients=patients,
+            classes=classes,
+        )
+        if reason is None:
             log.info("reusing %s split %d from %s", strategy, index, splits_path)
             return folds_of_entry(entry, f"{splits_path} entry {index}")
+        refused.append(f"entry {index}: {reason}")
+    if refused:
+        log.warning(
+            "%s has %s split(s) of these patients, not reused: %s; making a new one",
+            splits_path,
+            strategy,
+            "; ".join(refused),
+        )
     folds, fold_names = new_folds(
         patients, strategy, k_fold=k_fold, val_fraction=fraction, seed=seed
     )
     algorithms.check_disjoint(folds)
     if splits_path is not None:
+        saved_patients = {
+            p: {key: info[key] for key in SAVED_KEYS if key in info} for p, info in patients.items()
+        }
         entry = make_entry(
             strategy=strategy,
             k_fold=len(folds) if strategy == "k-fold-manual" else k,
             val_fraction=fraction,
             seed=seed,
             headers=headers,
+            classes=classes,
             patients=saved_patients,
             folds=folds,
             fold_names=fold_names,

@@ -46,8 +46,10 @@ def window_starts(length: int, size: int, step: int) -> list[int]:
 
 
 def _step(size_out: int, overlap: float, stride: int) -> int:
+    """Window step: ``size_out · (1 − overlap)`` rounded down to a multiple of ``stride``, but
+    never more than ``size_out`` (windows must cover the image, even if not stride-aligned)."""
     step = int(size_out * (1.0 - overlap)) // stride * stride
-    return max(step, stride)
+    return step if step >= 1 else min(stride, size_out)
 
 
 def sliding_window(

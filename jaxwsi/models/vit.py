@@ -23,7 +23,9 @@ VIT_POOLINGS = ("cls", "avg")
 
 def resize_pos_embed(pos_embed: jax.Array, grid: tuple[int, int]) -> jax.Array:
     """[1, 1 + g*g, D] position embeddings (class token first) → [1, 1 + gh*gw, D] for a
-    ``grid`` of (gh, gw) patches, bicubic over the patch grid (the class token is kept)."""
+    ``grid`` of (gh, gw) patches, bicubic and antialiased over the patch grid as timm's
+    ``resample_abs_pos_embed`` (JAX's cubic kernel has a = -0.5, torch's -0.75), class token
+    kept."""
     cls, patches = pos_embed[:, :1], pos_embed[:, 1:]
     old = int(round(patches.shape[1] ** 0.5))
     if old * old != patches.shape[1]:
@@ -32,7 +34,7 @@ def resize_pos_embed(pos_embed: jax.Array, grid: tuple[int, int]) -> jax.Array:
         return pos_embed
     d = patches.shape[-1]
     img = patches.reshape(1, old, old, d).astype(jnp.float32)
-    img = jax.image.resize(img, (1, grid[0], grid[1], d), method="bicubic", antialias=False)
+    img = jax.image.resize(img, (1, grid[0], grid[1], d), method="bicubic", antialias=True)
     return jnp.concatenate([cls, img.reshape(1, -1, d).astype(pos_embed.dtype)], axis=1)
 
 

@@ -8,6 +8,13 @@ Layout (paths in settings.json are relative to the project folder unless absolut
       splits.json       saved train/validation splits (`Dataset.split` reuses them)
       tfrecords/{tile_px}px_{tile_um}um/{slide}.tfrecords   (or {tile_px}px_10x for magnification)
       models/
+
+A Slideflow project folder (settings.json naming a ``dataset_config`` and ``sources``, see
+`jaxwsi.project_settings`) opens as a Project too, unchanged: its sources' slides and TFRecords,
+its annotations and its splits.json (shared with Slideflow both ways, `jaxwsi.dataset.splits_file`).
+
+`Project` is a thin facade over `jaxwsi.dataset`, `jaxwsi.slide` and the trainers; heavy modules
+are imported by the methods that need them, so ``jaxwsi project create`` stays quick.
 """
 
 from __future__ import annotations
@@ -17,22 +24,21 @@ import logging
 import os
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from jaxwsi.atomic import write_text_atomic
-from jaxwsi.dataset.annotations import AnnotationsSource, load_annotations
-from jaxwsi.dataset.dataset import Dataset
-from jaxwsi.dataset.filters import Filters
 from jaxwsi.messages import name_some
-from jaxwsi.slide import extract_tiles, slide_name, tile_size_label
-from jaxwsi.slide.extract import SLIDE_EXTENSIONS
+from jaxwsi.project_settings import SETTINGS_FILE, ProjectSettings, Source, read_settings
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from jaxwsi.dataset.annotations import AnnotationsSource
+    from jaxwsi.dataset.dataset import Dataset
+    from jaxwsi.dataset.filters import Filters
 
 log = logging.getLogger(__name__)
 
-SETTINGS_FILE = "settings.json"
-SETTINGS_KEYS = ("name", "annotations", "slides", "tfrecords", "models")
 SPLITS_FILE = "splits.json"
 
 
@@ -57,11 +63,14 @@ def create_project(
         slides_dir = Path(slides).resolve()
         if not slides_dir.is_dir():
             raise NotADirectoryError(f"slides folder not found: {slides_dir}")
-    table = load_annotations(annotations) if annotations is not None else None
+    csv = "patient,slide\n"
+    if annotations is not None:
+        from jaxwsi.dataset.annotations import load_annotations
+
+        csv = load_annotations(annotations).to_csv(index=False)
     root.mkdir(parents=True, exist_ok=True)
     (root / "tfrecords").mkdir(exist_ok=True)
     (root / "models").mkdir(exist_ok=True)
-    csv = table.to_csv(index=False) if table is not None else "patient,slide\n"
     write_text_atomic(root / "annotations.csv", csv)
     if not (root / SPLITS_FILE).exists():
         write_text_atomic(root / SPLITS_FILE, "[]\n")
@@ -78,7 +87,7 @@ def create_project(
 
 
 def load_project(root: str | os.PathLike) -> Project:
-    """Open an existing project folder."""
+    """Open an existing project folder (jaxwsi's layout or Slideflow's)."""
     return Project(root)
 
 
@@ -87,44 +96,41 @@ class Project:
 
     def __init__(self, root: str | os.PathLike) -> None:
         self.root = Path(root)
-        settings_path = self.root / SETTINGS_FILE
-        if not settings_path.is_file():
-            raise FileNotFoundError(f"not a project: {settings_path} not found")
-        try:
-            settings = json.loads(settings_path.read_text())
-        except json.JSONDecodeError as error:
-            raise ValueError(f"{settings_path}: invalid JSON: {error}") from error
-        missing = [k for k in SETTINGS_KEYS if not isinstance(settings, dict) or k not in settings]
-        if missing:
-            raise ValueError(f"{settings_path}: missing setting(s) {missing}")
-        self.settings: dict[str, Any] = settings
-
-    def _path(self, key: str) -> Path | None:
-        value = self.settings[key]
-        if value is None:
-            return None
-        path = Path(value)
-        return path if path.is_absolute() else self.root / path
+        raw, parsed = read_settings(self.root)
+        self.settings: dict[str, Any] = raw
+        self._parsed: ProjectSettings = parsed
 
     @property
     def name(self) -> str:
-        return str(self.settings["name"])
+        return self._parsed.name
+
+    @property
+    def layout(self) -> str:
+        """``"jaxwsi"`` or ``"slideflow"``: which settings.json this folder has."""
+        return self._parsed.layout
+
+    @property
+    def sources(self) -> tuple[Source, ...]:
+        """The slide/TFRecord sources (one in jaxwsi's layout; Slideflow's ``sources``)."""
+        return self._parsed.sources
 
     @property
     def annotations_path(self) -> Path:
-        return self._path("annotations")  # type: ignore[return-value]
+        return self._parsed.annotations
 
     @property
     def slides_dir(self) -> Path | None:
-        return self._path("slides")
+        """The first source's slides folder."""
+        return self.sources[0].slides
 
     @property
     def tfrecords_dir(self) -> Path:
-        return self._path("tfrecords")  # type: ignore[return-value]
+        """The first source's TFRecords root (where `extract_tiles` writes)."""
+        return self.sources[0].tfrecords
 
     @property
     def models_dir(self) -> Path:
-        return self._path("models")  # type: ignore[return-value]
+        return self._parsed.models
 
     @property
     def splits_path(self) -> Path:
@@ -132,32 +138,45 @@ class Project:
 
     def annotations(self) -> pd.DataFrame:
         """The validated annotations table."""
+        from jaxwsi.dataset.annotations import load_annotations
+
         return load_annotations(self.annotations_path)
 
-    def tfrecord_dir(self, tile_px: int, tile_um: int | str) -> Path:
-        """The folder of TFRecords of one tile size."""
+    def tfrecord_dir(self, tile_px: int, tile_um: int | float | str) -> Path:
+        """The first source's folder of TFRecords of one tile size."""
+        from jaxwsi.slide.grid import tile_size_label
+
         return self.tfrecords_dir / tile_size_label(tile_px, tile_um)
 
     def dataset(
         self,
         tile_px: int,
-        tile_um: int | str,
+        tile_um: int | float | str,
         *,
         filters: Filters | None = None,
         filter_blank: Iterable[str] = (),
         min_tiles: int = 0,
     ) -> Dataset:
-        """The project's annotated slides with TFRecords of this tile size; its `Dataset.split`
-        saves to and reuses the project's splits.json."""
-        folder = self.tfrecord_dir(tile_px, tile_um)
-        if not folder.is_dir():
+        """The project's annotated slides with TFRecords of this tile size (from every source);
+        its `Dataset.split` saves to and reuses the project's splits.json."""
+        from jaxwsi.dataset.dataset import Dataset
+        from jaxwsi.dataset.tfrecord_files import tile_size_folder
+        from jaxwsi.slide.grid import tile_size_label
+
+        folders = [tile_size_folder(s.tfrecords, tile_px, tile_um) for s in self.sources]
+        found = [f for f in folders if f is not None]
+        if not found:
+            roots = name_some([str(s.tfrecords) for s in self.sources])
             raise FileNotFoundError(
-                f"no TFRecords for {tile_size_label(tile_px, tile_um)}: {folder} does not exist "
+                f"no TFRecords for {tile_size_label(tile_px, tile_um)}: no such folder in {roots} "
                 "(run Project.extract_tiles first)"
             )
+        tfrecords: Path | list[Path] = found[0]
+        if len(found) > 1:
+            tfrecords = sorted(p for folder in found for p in folder.glob("*.tfrecords"))
         return Dataset(
             self.annotations_path,
-            folder,
+            tfrecords,
             tile_px=tile_px,
             tile_um=tile_um,
             filters=filters,
@@ -166,28 +185,58 @@ class Project:
             splits=self.splits_path,
         )
 
-    def slide_paths(self) -> list[Path]:
-        """Whole-slide images in the slides folder that have an annotation row (by file stem)."""
-        if self.slides_dir is None:
+    def slide_paths(self, source: Source | None = None) -> list[Path]:
+        """Whole-slide images in the slides folder(s) that have an annotation row (by file
+        stem), from one source or all of them."""
+        from jaxwsi.slide.extract import SLIDE_EXTENSIONS
+        from jaxwsi.slide.wsi import slide_name
+
+        sources = [source] if source is not None else list(self.sources)
+        folders = [s.slides for s in sources if s.slides is not None]
+        if not folders:
             raise ValueError(f"project {self.root} has no slides folder in its settings")
         annotated = set(self.annotations()["slide"])
         found = {
             slide_name(p): p
-            for p in sorted(self.slides_dir.iterdir())
+            for folder in folders
+            for p in sorted(folder.iterdir())
             if p.suffix.lower() in SLIDE_EXTENSIONS
         }
-        missing = sorted(annotated - set(found))
-        if missing:
-            log.warning(
-                "%d annotated slide(s) have no image in %s: %s",
-                len(missing),
-                self.slides_dir,
-                name_some(missing),
-            )
+        if source is None:
+            missing = sorted(annotated - set(found))
+            if missing:
+                log.warning(
+                    "%d annotated slide(s) have no image in %s: %s",
+                    len(missing),
+                    name_some([str(f) for f in folders]),
+                    name_some(missing),
+                )
         return [found[s] for s in sorted(annotated & set(found))]
 
-    def extract_tiles(self, tile_px: int, tile_um: int | str, **options: Any) -> pd.DataFrame:
-        """Extract tiles of the annotated slides into ``tfrecords/{tile size}/`` with
-        `jaxwsi.slide.extract_tiles` and return its report rows; ``options`` (QC, ROIs,
-        num_workers, ...) go to it unchanged."""
-        return extract_tiles(self.slide_paths(), self.tfrecords_dir, tile_px, tile_um, **options)
+    def extract_tiles(
+        self, tile_px: int, tile_um: int | float | str, **options: Any
+    ) -> pd.DataFrame:
+        """Extract tiles of the annotated slides into each source's ``tfrecords/{tile size}/``
+        with `jaxwsi.slide.extract_tiles` and return its report rows; ``options`` (QC, ROIs,
+        num_workers, ...) go to it unchanged (a Slideflow source's ``roi`` folder is the default
+        ``roi_dir``)."""
+        import pandas as pd
+
+        from jaxwsi.slide.extract import extract_tiles
+
+        if len(self.sources) == 1 and self.sources[0].roi is None:
+            return extract_tiles(
+                self.slide_paths(), self.tfrecords_dir, tile_px, tile_um, **options
+            )
+        self.slide_paths()  # warns about annotated slides without an image in any source
+        reports = []
+        for source in self.sources:
+            if source.slides is None or not (paths := self.slide_paths(source)):
+                continue
+            kwargs = dict(options)
+            if source.roi is not None and source.roi.is_dir():
+                kwargs.setdefault("roi_dir", source.roi)
+            reports.append(extract_tiles(paths, source.tfrecords, tile_px, tile_um, **kwargs))
+        if not reports:
+            raise ValueError(f"project {self.root}: no annotated slide images in any source")
+        return pd.concat(reports, ignore_index=True)

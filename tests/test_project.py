@@ -10,7 +10,8 @@ import pytest
 
 import jaxwsi
 from jaxwsi.cli import main
-from jaxwsi.dataset.errors import AnnotationError
+from jaxwsi.dataset.errors import AnnotationError, DatasetError
+from jaxwsi.project_settings import ProjectError
 from jaxwsi.slide import tile_size_label
 from jaxwsi.testing import synthetic_slide
 
@@ -97,10 +98,10 @@ def test_missing_slides_folder_is_an_error(tmp_path):
 
 
 def test_loading_a_non_project_names_the_file(tmp_path):
-    with pytest.raises(FileNotFoundError, match="settings.json not found"):
+    with pytest.raises(ProjectError, match="settings.json not found"):
         jaxwsi.load_project(tmp_path)
     (tmp_path / "settings.json").write_text("{")
-    with pytest.raises(ValueError, match="invalid JSON"):
+    with pytest.raises(ValueError, match="settings.json: cannot read JSON"):
         jaxwsi.load_project(tmp_path)
     (tmp_path / "settings.json").write_text(json.dumps({"name": "x"}))
     with pytest.raises(ValueError, match=r"missing setting\(s\) \['annotations'"):
@@ -165,3 +166,88 @@ def test_cli_creates_a_project_and_saves_a_split(tmp_path, fixtures_dir, capsys)
     [entry] = json.loads((root / "splits.json").read_text())
     assert entry["strategy"] == "fixed" and entry["seed"] == 1
     assert len(entry["folds"][0]["validation"]) == 1
+
+
+def slideflow_project(tmp_path, fixtures_dir, label="64px_32um"):
+    """A project folder as ``slideflow.create_project`` leaves it, with TFRecords extracted into
+    its source's ``{tfrecords}/{tile_px}px_{tile_um}um/``."""
+    root = tmp_path / "sfproject"
+    root.mkdir()
+    annotations = pd.DataFrame(
+        {
+            "patient": ["P1", "P2", "P3"],
+            "slide": ["slide_a", "slide_b", "slide_c"],
+            "label": ["x", "y", "x"],
+        }
+    )
+    annotations.to_csv(root / "annotations.csv", index=False)
+    settings = {
+        "name": "MyProject",
+        "annotations": "./annotations.csv",
+        "dataset_config": "./datasets.json",
+        "sources": ["MyProject"],
+        "models_dir": "./models",
+        "eval_dir": "./eval",
+        "slideflow_version": "3.0.2",
+    }
+    (root / "settings.json").write_text(json.dumps(settings, indent=1))
+    source = {
+        "slides": str(tmp_path / "slides"),
+        "roi": str(root / "roi" / "MyProject"),
+        "tiles": None,
+        "tfrecords": str(root / "tfrecords" / "MyProject"),
+    }
+    (root / "datasets.json").write_text(json.dumps({"MyProject": source, "other": source}))
+    tiles = root / "tfrecords" / "MyProject" / label
+    tiles.mkdir(parents=True)
+    for name in ("slide_a", "slide_b", "slide_c"):
+        shutil.copy(fixtures_dir / "tfrecords" / f"{name}.tfrecords", tiles)
+    return root
+
+
+def test_a_slideflow_project_folder_loads_as_a_project(tmp_path, fixtures_dir):
+    root = slideflow_project(tmp_path, fixtures_dir)
+    settings = (root / "settings.json").read_bytes()
+    project = jaxwsi.load_project(root)
+    assert project.layout == "slideflow" and project.name == "MyProject"
+    assert [s.name for s in project.sources] == ["MyProject"]
+    assert project.tfrecords_dir == root / "tfrecords" / "MyProject"
+    assert project.slides_dir == tmp_path / "slides"
+    assert project.models_dir == root / "models"
+    assert list(project.annotations()["slide"]) == ["slide_a", "slide_b", "slide_c"]
+    dataset = project.dataset(64, 32)
+    assert dataset.slides() == ["slide_a", "slide_b", "slide_c"]
+    assert dataset.num_tiles > 0
+    folds = dataset.split("label", "fixed", val_fraction=0.34, seed=0)
+    assert len(folds) == 1
+    assert json.loads((root / "splits.json").read_text())[0]["strategy"] == "fixed"
+    assert (root / "settings.json").read_bytes() == settings  # opened as it is
+
+
+def test_slideflow_project_errors_name_the_file(tmp_path, fixtures_dir):
+    root = slideflow_project(tmp_path, fixtures_dir)
+    settings = json.loads((root / "settings.json").read_text())
+    (root / "settings.json").write_text(json.dumps(settings | {"sources": ["nope"]}))
+    with pytest.raises(ProjectError, match=r"source\(s\) nope are not in .*datasets.json"):
+        jaxwsi.load_project(root)
+    (root / "settings.json").write_text(json.dumps(settings | {"dataset_config": "./none.json"}))
+    with pytest.raises(ProjectError, match=r"dataset_config .*none.json does not exist"):
+        jaxwsi.load_project(root)
+    (root / "settings.json").write_text(json.dumps(settings))
+    with pytest.raises(FileNotFoundError, match="no TFRecords for 64px_50um"):
+        jaxwsi.load_project(root).dataset(64, 50)
+
+
+def test_dataset_reads_a_slideflow_tfrecords_root_by_tile_size(tmp_path, fixtures_dir, caplog):
+    root = slideflow_project(tmp_path, fixtures_dir) / "tfrecords" / "MyProject"
+    (root / "256px_10x").mkdir()
+    annotations = root.parent.parent / "annotations.csv"
+    dataset = jaxwsi.Dataset(annotations, root, tile_px=64, tile_um=32)
+    assert dataset.slides() == ["slide_a", "slide_b", "slide_c"]
+    assert "no .tfrecords files" not in caplog.text
+    assert jaxwsi.Dataset(annotations, root / "64px_32um").slides() == dataset.slides()
+    sizes = r"holds TFRecords by tile size \(256px_10x, 64px_32um\): no 64px_50um folder"
+    with pytest.raises(DatasetError, match=sizes):
+        jaxwsi.Dataset(annotations, root, tile_px=64, tile_um=50)
+    with pytest.raises(DatasetError, match="pass tile_px and tile_um to choose one"):
+        jaxwsi.Dataset(annotations, root)

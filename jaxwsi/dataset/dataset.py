@@ -56,8 +56,11 @@ class Dataset:
     Args:
         annotations: CSV path or DataFrame with columns ``patient``, ``slide`` and outcomes
             (optional ``dataset``, ``site``).
-        tfrecords: a folder of ``{slide}.tfrecords`` or a list of TFRecord paths.
-        tile_px, tile_um: the tile size these TFRecords hold (recorded, not checked).
+        tfrecords: a folder of ``{slide}.tfrecords``, a folder of tile-size sub-folders as
+            Slideflow lays them out (``{tile_px}px_{tile_um}um/``, chosen by ``tile_px`` and
+            ``tile_um``), or a list of TFRecord paths.
+        tile_px, tile_um: the tile size these TFRecords hold (chooses the sub-folder; recorded,
+            not checked against the tiles).
         filters: column → allowed value(s); ``filter_blank``: columns that must not be blank.
         min_tiles: leave out slides with fewer tiles.
         splits: default splits.json path for `split` (a project sets its own).
@@ -79,7 +82,7 @@ class Dataset:
         self.tile_um = tile_um
         self.splits_path = Path(splits) if splits is not None else None
         self._annotations = load_annotations(annotations)
-        found = find_tfrecords(tfrecords)
+        found = find_tfrecords(tfrecords, tile_px, tile_um)
         annotated = set(self._annotations["slide"])
         missing = sorted(annotated - set(found))
         if missing:

@@ -1,18 +1,23 @@
 """The TFRecord files of a dataset: finding them, naming their slides, counting their tiles.
 
 A TFRecord's slide is its file name without ``.tfrecords`` (Slideflow's convention). Tile counts
-come from the ``.index.npz`` beside each file, built when missing.
+come from the ``.index.npz`` beside each file, built when missing. A folder may hold the TFRecords
+themselves or, as Slideflow lays them out, one ``{tile_px}px_{tile_um}um`` sub-folder per tile size
+(`tile_size_folder`).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Iterable
 from pathlib import Path
 
 from jaxwsi.dataset.errors import DatasetError
 from jaxwsi.io import load_indexes
+from jaxwsi.messages import name_some
+from jaxwsi.slide.grid import tile_size_label
 
 log = logging.getLogger(__name__)
 
@@ -26,17 +31,51 @@ def slide_name(path: str | os.PathLike) -> str:
     return name[: -len(SUFFIX)] if name.endswith(SUFFIX) else Path(name).stem
 
 
-def find_tfrecords(source: TFRecordSource) -> dict[str, str]:
-    """Slide name → TFRecord path, from a folder (its ``*.tfrecords``) or a list of paths.
+_LABEL = re.compile(r"\d+px_(\d+(\.\d+)?um|\d+(\.\d+)?x)", re.IGNORECASE)
 
-    A missing folder or file, or two files for one slide, is an error.
+
+def tile_size_folder(
+    root: str | os.PathLike, tile_px: int | None, tile_um: int | float | str | None
+) -> Path | None:
+    """``root/{tile_px}px_{tile_um}um`` (or ``..._10x``) if that folder exists, else None; both
+    jaxwsi's spelling of the label and Slideflow's (``302.0um``, ``2.50x``) are looked for."""
+    if tile_px is None or tile_um is None:
+        return None
+    slideflow = f"{tile_px}px_{tile_um.lower()}" if isinstance(tile_um, str) else None
+    labels = [tile_size_label(tile_px, tile_um), slideflow or f"{tile_px}px_{tile_um}um"]
+    return next((Path(root) / label for label in labels if (Path(root) / label).is_dir()), None)
+
+
+def find_tfrecords(
+    source: TFRecordSource,
+    tile_px: int | None = None,
+    tile_um: int | float | str | None = None,
+) -> dict[str, str]:
+    """Slide name → TFRecord path, from a folder (its ``*.tfrecords``, or those of its
+    ``{tile_px}px_{tile_um}um`` sub-folder when there is one) or a list of paths.
+
+    A missing folder or file, or two files for one slide, is an error; so is a folder of
+    tile-size sub-folders without the one asked for.
     """
     if isinstance(source, str | os.PathLike):
         folder = Path(source)
         if not folder.is_dir():
             raise DatasetError(f"TFRecord folder not found: {folder}")
+        folder = tile_size_folder(folder, tile_px, tile_um) or folder
         paths = sorted(folder.glob(f"*{SUFFIX}"))
         if not paths:
+            sizes = sorted(
+                p.name for p in folder.iterdir() if p.is_dir() and _LABEL.fullmatch(p.name)
+            )
+            if sizes:
+                asked = (
+                    f"no {tile_size_label(tile_px, tile_um)} folder"
+                    if tile_px is not None and tile_um is not None
+                    else "pass tile_px and tile_um to choose one"
+                )
+                raise DatasetError(
+                    f"{folder} holds TFRecords by tile size ({name_some(sizes)}): {asked}"
+                )
             log.warning("no %s files in %s", SUFFIX, folder)
     else:
         paths = [Path(p) for p in source]

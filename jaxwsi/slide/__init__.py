@@ -1,28 +1,62 @@
-"""Whole-slide image reading, tiling, QC, ROIs and tile extraction."""
+"""Whole-slide image reading, tiling, QC, ROIs and tile extraction.
 
-from jaxwsi.slide.errors import MissingMPPError, ROIError, SlideError
-from jaxwsi.slide.extract import (
-    SLIDE_EXTENSIONS,
-    ExtractionSettings,
-    encode_tile,
-    extract_tiles,
-    select_shard,
-)
-from jaxwsi.slide.grid import TileGeometry, grid_positions, tile_geometry, tile_size_label
-from jaxwsi.slide.qc import blur_mask, otsu_mask
-from jaxwsi.slide.roi import ROI, load_rois, roi_keep
-from jaxwsi.slide.wsi import WSI, TileSelection, slide_name
+Names are imported on first use (PEP 562), so ``jaxwsi.slide.grid`` or ``jaxwsi.slide.errors``
+can be used (by the CLI, `jaxwsi.project`) without loading OpenSlide, SciPy and pandas.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from jaxwsi.slide.errors import MissingMPPError, ROIError, SlideError
+    from jaxwsi.slide.extract import (
+        SLIDE_EXTENSIONS,
+        ExtractionSettings,
+        encode_tile,
+        extract_tiles,
+        select_shard,
+    )
+    from jaxwsi.slide.grid import TileGeometry, grid_positions, tile_geometry, tile_size_label
+    from jaxwsi.slide.qc import blur_mask, otsu_mask
+    from jaxwsi.slide.roi import ROI, load_rois, roi_keep
+    from jaxwsi.slide.wsi import WSI, TileSelection, slide_name
+
+# Public name → the module that defines it.
+_LAZY = {
+    "MissingMPPError": "errors",
+    "ROIError": "errors",
+    "SlideError": "errors",
+    "SLIDE_EXTENSIONS": "extract",
+    "ExtractionSettings": "extract",
+    "encode_tile": "extract",
+    "extract_tiles": "extract",
+    "select_shard": "extract",
+    "TileGeometry": "grid",
+    "grid_positions": "grid",
+    "tile_geometry": "grid",
+    "tile_size_label": "grid",
+    "blur_mask": "qc",
+    "otsu_mask": "qc",
+    "ROI": "roi",
+    "load_rois": "roi",
+    "roi_keep": "roi",
+    "WSI": "wsi",
+    "TileSelection": "wsi",
+    "slide_name": "wsi",
+}
 
 __all__ = [
-    "ROI",
-    "SLIDE_EXTENSIONS",
-    "WSI",
     "ExtractionSettings",
     "MissingMPPError",
+    "ROI",
     "ROIError",
+    "SLIDE_EXTENSIONS",
     "SlideError",
     "TileGeometry",
     "TileSelection",
+    "WSI",
     "blur_mask",
     "encode_tile",
     "extract_tiles",
@@ -35,3 +69,18 @@ __all__ = [
     "tile_geometry",
     "tile_size_label",
 ]
+_SUBMODULES = frozenset({*_LAZY.values(), "filters", "report", "tiff_tiles"})
+
+
+def __getattr__(name: str) -> Any:
+    if name in _SUBMODULES:
+        return importlib.import_module(f"jaxwsi.slide.{name}")  # binds itself in globals()
+    if name not in _LAZY:
+        raise AttributeError(f"module 'jaxwsi.slide' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"jaxwsi.slide.{_LAZY[name]}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

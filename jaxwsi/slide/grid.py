@@ -49,6 +49,26 @@ def parse_magnification(tile_um: int | float | str) -> float | None:
     return None
 
 
+def parse_tile_um(text: str) -> int | float | str:
+    """A tile size as typed on a command line: ``"302"`` → 302, ``"302.5"`` → 302.5, ``"10x"``
+    stays a magnification; anything else (``"-4"``, ``"abc"``) is a ValueError saying what is
+    expected."""
+    text = text.strip()
+    if _MAGNIFICATION.match(text):
+        parse_magnification(text)
+        return text.lower().replace(" ", "")
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(
+            f"tile_um must be a positive number of µm (e.g. 302 or 302.5) or a magnification "
+            f"(e.g. '10x'), got {text!r}"
+        )
+    return int(value) if value.is_integer() and "." not in text else value
+
+
 def tile_size_label(tile_px: int, tile_um: int | float | str) -> str:
     """Folder label for a tile size: ``299px_302um`` or ``299px_10x`` (Slideflow's convention)."""
     magnification = parse_magnification(tile_um)

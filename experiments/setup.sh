@@ -10,14 +10,16 @@ if ! command -v cargo >/dev/null 2>&1; then
     exit 1
 fi
 # The JPEG decoder builds the bundled libjpeg-turbo from source: it needs cmake and nasm.
-if ! command -v cmake >/dev/null 2>&1 || ! command -v nasm >/dev/null 2>&1; then
+# pyrfr (SMAC's random forest) has no wheels: it builds from source with swig.
+if ! command -v cmake >/dev/null 2>&1 || ! command -v nasm >/dev/null 2>&1 \
+    || ! command -v swig >/dev/null 2>&1; then
     sudo_cmd=""
     if [ "$(id -u)" != 0 ] && command -v sudo >/dev/null 2>&1; then sudo_cmd="sudo"; fi
     if command -v apt-get >/dev/null 2>&1 && { [ "$(id -u)" = 0 ] || [ -n "$sudo_cmd" ]; }; then
         $sudo_cmd apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq cmake nasm >/dev/null
+        DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq cmake nasm swig >/dev/null
     else
-        echo "setup: install cmake and nasm (needed to build libjpeg-turbo), then rerun" >&2
+        echo "setup: install cmake, nasm (to build libjpeg-turbo) and swig (to build pyrfr), then rerun" >&2
         exit 1
     fi
 fi

@@ -32,7 +32,20 @@ _LAZY = {
 
 # Sub-packages reachable as attributes of `jaxwsi` without importing them first.
 _SUBPACKAGES = frozenset(
-    {"dataset", "io", "mil", "models", "norm", "pipeline", "segment", "slide", "testing", "train"}
+    {
+        "dataset",
+        "experiment",
+        "io",
+        "mil",
+        "models",
+        "norm",
+        "pipeline",
+        "segment",
+        "slide",
+        "testing",
+        "train",
+        "util",
+    }
 )
 
 __all__ = ["Dataset", "Project", "__version__", "create_project", "load_project"]

@@ -22,7 +22,12 @@ from PIL import Image
 from jaxwsi.slide import filters
 from jaxwsi.slide import qc as slide_qc
 from jaxwsi.slide.errors import MissingMPPError, SlideError
-from jaxwsi.slide.grid import TileGeometry, grid_positions, tile_geometry
+from jaxwsi.slide.grid import (
+    TileGeometry,
+    grid_positions,
+    slideflow_filter_crop,
+    tile_geometry,
+)
 from jaxwsi.slide.roi import ROI, load_rois, roi_keep
 from jaxwsi.slide.tiff_tiles import TiffLevelReader
 
@@ -56,8 +61,9 @@ class WSI:
     ``mpp`` overrides the slide's microns per level-0 pixel. ``rois`` is an ROI file (QuPath CSV or
     GeoJSON), a list of them, or a list of ``ROI``; ``roi_method`` is inside, outside, auto or
     ignore. ``stride_div`` > 1 overlaps tiles; ``use_edge_tiles`` keeps tiles that cross the slide
-    edge (padded white). Grid attributes: ``corners`` (level-0 top-left corners, int64 [N, 2]) and
-    ``locations`` (level-0 tile centres, as stored in TFRecords).
+    edge (padded white). ``level_rule`` chooses the pyramid level read (``"direct"`` or
+    ``"slideflow"``, see `jaxwsi.slide.grid`). Grid attributes: ``corners`` (level-0 top-left
+    corners, int64 [N, 2]) and ``locations`` (level-0 tile centres, as stored in TFRecords).
     """
 
     def __init__(
@@ -71,6 +77,7 @@ class WSI:
         rois: str | Path | Sequence[str | Path | ROI] | None = None,
         roi_method: str = "auto",
         use_edge_tiles: bool = False,
+        level_rule: str = "direct",
     ) -> None:
         self.path = Path(path)
         self.name = slide_name(path)
@@ -82,6 +89,7 @@ class WSI:
         # Cached: an OpenSlide handle that hit a read error refuses even these afterwards.
         self.level_dimensions: tuple[tuple[int, int], ...] = self._slide.level_dimensions
         self.level_downsamples: tuple[float, ...] = self._slide.level_downsamples
+        self.level_rule = level_rule
         try:
             self._tile(mpp, stride_div, use_edge_tiles, rois, roi_method)
         except BaseException:
@@ -106,6 +114,7 @@ class WSI:
             self.mpp,
             self.level_downsamples,
             stride_div,
+            level_rule=self.level_rule,
             slide_name=str(self.path),
         )
         g = self.geometry
@@ -204,20 +213,27 @@ class WSI:
         grayspace_threshold: float = filters.GRAYSPACE_THRESHOLD,
         qc: str | slide_qc.QCCallable | None = None,
         qc_fraction: float = 0.6,
+        filter_rule: str = "thumbnail",
     ) -> TileSelection:
         """Apply the ROIs, whitespace/grayspace filters and optional QC to the grid.
 
         A tile is dropped when its white fraction > ``whitespace_fraction`` (1.0 = off), its gray
-        fraction > ``grayspace_fraction``, or its QC-masked fraction > ``qc_fraction``.
+        fraction > ``grayspace_fraction``, or its QC-masked fraction > ``qc_fraction``. The white
+        and gray fractions come from the thumbnail, or with ``filter_rule="slideflow"`` from
+        Slideflow's per-tile crops (see `jaxwsi.slide.filters`).
         """
+        filters.check_filter_rule(filter_rule)
         thumb, downsample = self.thumbnail()
         footprint = self.geometry.full_extract_px
 
         def fractions(mask: np.ndarray) -> np.ndarray:
             return filters.footprint_fractions(mask, downsample, self.corners, footprint)
 
-        white = fractions(filters.white_mask(thumb, whitespace_threshold))
-        gray = fractions(filters.gray_mask(thumb, grayspace_threshold))
+        if filter_rule == "slideflow":
+            white, gray = self._crop_fractions(whitespace_threshold, grayspace_threshold)
+        else:
+            white = fractions(filters.white_mask(thumb, whitespace_threshold))
+            gray = fractions(filters.gray_mask(thumb, grayspace_threshold))
         mask = self.qc_mask(qc) if qc is not None else None
         masked = fractions(mask) if mask is not None else np.zeros(len(self))
         keep = (
@@ -227,6 +243,29 @@ class WSI:
             & (masked <= qc_fraction)
         )
         return TileSelection(keep, self.in_roi, white, gray, masked, mask)
+
+    def _crop_fractions(
+        self, whitespace_threshold: float, grayspace_threshold: float
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """White and gray fractions of every grid tile on Slideflow's filter crops, read one
+        grid row at a time (``jaxwsi.slide.grid.slideflow_filter_crop``)."""
+        level, side = slideflow_filter_crop(
+            self.level_downsamples, self.geometry.level, self.geometry.extract_px
+        )
+        # libvips' read_region truncates level-0 corners to the level's pixels.
+        origins = (self.corners / self.level_downsamples[level]).astype(np.int64)
+        white, gray = np.ones(len(origins)), np.ones(len(origins))
+        for y in np.unique(origins[:, 1]):
+            row = np.flatnonzero(origins[:, 1] == y)
+            x0 = int(origins[row, 0].min())
+            width = int(origins[row, 0].max()) - x0 + side
+            region = self._read(level, (x0, int(y)), (width, side))
+            local = origins[row] - [x0, int(y)]
+            white_mask = filters.white_mask(region, whitespace_threshold)
+            gray_mask = filters.gray_mask(region, grayspace_threshold, uint8_saturation=True)
+            white[row] = filters.window_fractions(white_mask, local, side)
+            gray[row] = filters.window_fractions(gray_mask, local, side)
+        return white, gray
 
     def read_tiles(self, indices: Sequence[int] | np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
         """Yield ``(index, RGB uint8 [tile_px, tile_px, 3])`` for the given grid tiles.

@@ -66,8 +66,9 @@ def sliding_window(
 ) -> np.ndarray:
     """Blended prediction (*spatial, K) float32 of ``image`` (*spatial, C), see module docstring.
 
-    ``tta`` also predicts every flip along each spatial axis (identity plus one flip per axis,
-    as the Allen Segmenter's RuntimeAug) and averages them after flipping back.
+    ``tta`` predicts every combination of flips of the spatial axes (4 in 2D, 8 in 3D, as
+    nnU-Net's mirroring) and averages them after flipping back, so the result is exactly
+    equivariant to flips.
     """
     if not 0.0 <= overlap < 1.0:
         raise ValueError(f"overlap must be in [0, 1), got {overlap}")
@@ -85,7 +86,11 @@ def sliding_window(
     weights = importance_map(size_out, blend)
     total: np.ndarray | None = None
     norm = np.zeros(covered, np.float32)
-    flips = [()] + ([(a,) for a in range(dims)] if tta else [])
+    flips = [
+        axes
+        for n in range(dims + 1 if tta else 1)
+        for axes in itertools.combinations(range(dims), n)
+    ]
     corners = list(itertools.product(*starts))
     for first in range(0, len(corners), batch_size):
         chunk = corners[first : first + batch_size]

@@ -106,3 +106,30 @@ def test_without_a_coarser_level_the_tile_itself_is_judged(tmp_path):
         expected, filter_level, side = slideflow_gray_fractions(path, wsi)
         assert (filter_level, side) == (0, 64)
         np.testing.assert_allclose(wsi.select_tiles(filter_rule="slideflow").grayspace, expected)
+
+
+@pytest.mark.parametrize("level_rule", ["direct", "slideflow"])
+def test_extraction_settings_carry_both_rules_to_the_tiles(slide_path, tmp_path, level_rule):
+    import io
+
+    from PIL import Image
+
+    from jaxwsi.io import read_records
+    from jaxwsi.slide import extract_tiles
+
+    report = extract_tiles(
+        [slide_path], tmp_path, 64, 64, img_format="png", num_workers=0, progress=False,
+        level_rule=level_rule, filter_rule="slideflow",
+    )  # fmt: skip
+    assert int(report.loc[0, "level"]) == (1 if level_rule == "direct" else 0)
+    records = list(read_records(tmp_path / "64px_64um" / "pyramid.tfrecords"))
+    with WSI(slide_path, 64, 64, level_rule=level_rule) as wsi:
+        selection = wsi.select_tiles(filter_rule="slideflow")
+        kept = np.flatnonzero(selection.keep)
+        assert len(records) == len(kept)
+        tiles = dict(wsi.read_tiles(kept))
+    by_location = {tuple(wsi.locations[i]): tiles[i] for i in kept}
+    for record in records:
+        image = np.asarray(Image.open(io.BytesIO(record["image_raw"])))
+        location = (int(record["loc_x"][0]), int(record["loc_y"][0]))
+        np.testing.assert_array_equal(image, by_location[location])

@@ -35,7 +35,8 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from jaxwsi.io import TFRecordWriter, build_index, index_path
-from jaxwsi.slide.grid import parse_magnification, tile_size_label
+from jaxwsi.slide.filters import check_filter_rule
+from jaxwsi.slide.grid import check_level_rule, parse_magnification, tile_size_label
 from jaxwsi.slide.qc import QCCallable, check_qc
 from jaxwsi.slide.report import (
     REPORT_COLUMNS,
@@ -74,6 +75,8 @@ class ExtractionSettings:
     img_format: str = "jpg"
     jpeg_quality: int = 95
     seed: int = 0
+    level_rule: str = "direct"  # pyramid level: "direct" or "slideflow" (jaxwsi.slide.grid)
+    filter_rule: str = "thumbnail"  # filter pixels: "thumbnail" or "slideflow" (slide.filters)
 
     def __post_init__(self) -> None:
         if self.tile_px < 1 or self.stride_div < 1:
@@ -82,6 +85,8 @@ class ExtractionSettings:
             )
         parse_magnification(self.tile_um)
         check_qc(self.qc)
+        check_level_rule(self.level_rule)
+        check_filter_rule(self.filter_rule)
         if self.roi_method not in ROI_METHODS:
             raise ValueError(f"roi_method must be one of {ROI_METHODS}, got {self.roi_method!r}")
         if self.img_format not in IMAGE_FORMATS:
@@ -115,6 +120,7 @@ class _SlideJob:
             rois=list(self.rois),
             roi_method=s.roi_method,
             use_edge_tiles=s.use_edge_tiles,
+            level_rule=s.level_rule,
         )
 
 
@@ -160,6 +166,8 @@ def extract_tiles(
     img_format: str = "jpg",
     jpeg_quality: int = 95,
     seed: int = 0,
+    level_rule: str = "direct",
+    filter_rule: str = "thumbnail",
     num_workers: int | None = None,
     shard: tuple[int, int] | None = None,
     overwrite: bool = False,
@@ -199,6 +207,8 @@ def extract_tiles(
         img_format=img_format,
         jpeg_quality=jpeg_quality,
         seed=seed,
+        level_rule=level_rule,
+        filter_rule=filter_rule,
     )
     paths = select_shard(_slide_paths(slides), shard)
     out = Path(outdir) / settings.label
@@ -408,6 +418,7 @@ def _plan_slide(job: _SlideJob) -> _SlidePlan:
             grayspace_threshold=s.grayspace_threshold,
             qc=s.qc,
             qc_fraction=s.qc_fraction,
+            filter_rule=s.filter_rule,
         )
         kept = np.flatnonzero(selection.keep)
         image, downsample = wsi.thumbnail()

@@ -14,6 +14,7 @@ import logging
 import math
 import os
 from pathlib import Path
+from typing import TypeAlias
 
 import pandas as pd
 
@@ -23,7 +24,7 @@ log = logging.getLogger(__name__)
 
 REQUIRED_COLUMNS = ("patient", "slide")
 
-AnnotationsSource = str | os.PathLike | pd.DataFrame
+AnnotationsSource: TypeAlias = str | os.PathLike | pd.DataFrame
 
 
 def is_blank(value: object) -> bool:

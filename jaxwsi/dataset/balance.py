@@ -57,10 +57,12 @@ def balance_weights(
         return None
     if tiles.empty:
         raise DatasetError("cannot balance an empty dataset (no TFRecords)")
-    if strategy == "category" and categories is None:
-        raise DatasetError("category balancing needs headers (the outcome columns)")
+    if strategy == "category":
+        if categories is None:
+            raise DatasetError("category balancing needs headers (the outcome columns)")
+        category = categories.reindex(tiles.index)
     if proportional:
-        group = tiles["patient"] if strategy == "patient" else categories.reindex(tiles.index)
+        group = tiles["patient"] if strategy == "patient" else category
         weights = _proportional_weights(tiles["tiles"], group, strategy)
     elif strategy == "tile":
         total = int(tiles["tiles"].sum())
@@ -74,7 +76,6 @@ def balance_weights(
         n_patients = tiles["patient"].nunique()
         weights = 1.0 / (n_patients * slides_per_patient)
     else:
-        category = categories.reindex(tiles.index)
         slides_per_category = category.value_counts()
         category_prob = slides_per_category.min() / slides_per_category
         per_record = category.map(category_prob)

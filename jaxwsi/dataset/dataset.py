@@ -72,7 +72,7 @@ class Dataset:
         tfrecords: TFRecordSource,
         *,
         tile_px: int | None = None,
-        tile_um: int | str | None = None,
+        tile_um: int | float | str | None = None,
         filters: Filters | None = None,
         filter_blank: Iterable[str] = (),
         min_tiles: int = 0,

@@ -315,7 +315,7 @@ class WSI:
             raise SlideError(
                 f"{self.path}: cannot read region at {origin}, level {level} ({error})"
             ) from error
-        if region.getextrema()[3][0] == 255:  # fully opaque: one conversion in C
+        if region.getchannel("A").getextrema()[0] == 255:  # fully opaque: one conversion in C
             return np.asarray(region.convert("RGB"))
         return rgba_to_rgb(np.asarray(region))
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import tifffile
@@ -102,8 +103,8 @@ def synthetic_slide(
     return path
 
 
-def _page_options(mpp: float | None, jpeg_quality: int) -> dict:
-    options = {
+def _page_options(mpp: float | None, jpeg_quality: int) -> dict[str, Any]:
+    options: dict[str, Any] = {
         "tile": (_TILE, _TILE),
         "photometric": "rgb",
         "compression": "jpeg",

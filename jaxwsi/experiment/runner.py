@@ -10,6 +10,7 @@ folder; without it, every trial gets a new folder.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from collections.abc import Mapping, Sequence
@@ -87,20 +88,53 @@ def check_outcomes(dataset: Dataset, outcomes: Sequence[str], where: str) -> Non
 
 @dataclass(frozen=True)
 class TrainRequest:
-    """What `Project.train` was asked (Slideflow's arguments, one object passed whole)."""
+    """Everything `Project.train` takes besides ``params``, with Slideflow's names and each
+    default here only (the CLI's config keys are these fields too).
+
+    ``val_*``: the validation plan (`ValidationPlan`); ``executor``, ``parallel``,
+    ``devices_per_trial``, ``slurm``: where trials run (`Execution`); ``trainer_options``: extra
+    keyword arguments for `build_trainer`."""
 
     outcomes: Sequence[str]
     filters: Mapping[str, Any] | None = None
     dataset: Dataset | None = None
     val_dataset: Dataset | None = None
-    plan: ValidationPlan = field(default_factory=ValidationPlan)
+    val_strategy: str = "k-fold"
+    val_k_fold: int = 3
+    val_k: int | Sequence[int] | None = None
+    val_fraction: float | None = None
+    val_seed: int = 0
+    val_manual_column: str | None = None
     max_tiles: int = 0
     min_tiles: int = 0
     input_header: str | Sequence[str] | None = None
     resume: bool = False
     from_wsi: bool = False
-    execution: Execution = field(default_factory=Execution)
+    executor: str = "inline"
+    parallel: int | None = None
+    devices_per_trial: int = 1
+    slurm: Mapping[str, Any] = field(default_factory=dict)
     trainer_options: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "outcomes", as_headers(self.outcomes))
+        self.plan  # noqa: B018 - check the plan and the execution now
+        self.execution  # noqa: B018
+
+    @property
+    def plan(self) -> ValidationPlan:
+        return ValidationPlan(
+            strategy=self.val_strategy,
+            k_fold=self.val_k_fold,
+            k=self.val_k,
+            fraction=self.val_fraction,
+            seed=self.val_seed,
+            manual_column=self.val_manual_column,
+        )
+
+    @property
+    def execution(self) -> Execution:
+        return Execution(self.executor, self.parallel, self.devices_per_trial, None, self.slurm)
 
 
 def project_dataset(project: Project, hp: ModelParams, request: TrainRequest) -> Dataset:
@@ -201,15 +235,7 @@ def train_plan(
                     options=options,
                 )
             )
-    execution = request.execution
-    if execution.folder is None and execution.executor != "inline":
-        execution = Execution(
-            execution.executor,
-            execution.parallel,
-            execution.devices_per_trial,
-            str(project.models_dir / "submitit"),
-            execution.slurm,
-        )
+    execution = dataclasses.replace(request.execution, folder=str(project.models_dir / "submitit"))
     results = run_trials(run_trial, trials, execution)
     by_name = {}
     for trial, result in zip(trials, results, strict=True):

@@ -134,9 +134,9 @@ class ReadTiles:
                 indices = [grid[int(batch["loc_x"][r]), int(batch["loc_y"][r])] for r in rows]
             except KeyError as error:
                 raise KeyError(f"{wsi.path}: no grid tile centred at {error.args[0]}") from None
-            row_of = {}
+            row_of: dict[int, list[int]] = {}
             for r, i in zip(rows, indices, strict=True):
-                row_of.setdefault(i, []).append(r)
+                row_of.setdefault(i, []).append(int(r))
             for index, tile in wsi.read_tiles(indices):
                 images[row_of[index]] = tile
         out = {k: v for k, v in batch.items() if k not in (*_ROUTING_KEYS, "image")}

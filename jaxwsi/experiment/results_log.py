@@ -40,7 +40,7 @@ def flatten_metrics(metrics: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def update_results_log(
-    path: str | Path, model_name: str, epoch_results: Mapping[int | str, Mapping[str, Any]]
+    path: str | Path, model_name: str, epoch_results: Mapping[Any, Mapping[str, Any]]
 ) -> pd.DataFrame:
     """Merge ``{epoch: metrics}`` of one model into the log at ``path`` (atomic); returns it."""
     path = Path(path)

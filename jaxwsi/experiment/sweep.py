@@ -35,7 +35,7 @@ def _model_params() -> type[ModelParams]:
 
 def sweep_grid(label: str | None = None, **kwargs: Any) -> dict[str, ModelParams]:
     """``{"{label-}HPSweep{i}": ModelParams}``, one per combination of the list-valued kwargs."""
-    ModelParams = _model_params()
+    params_type = _model_params()
     swept = {k: v for k, v in kwargs.items() if isinstance(v, list) and k not in NOT_SWEPT}
     fixed = {k: v for k, v in kwargs.items() if k not in swept}
     empty = [k for k, v in swept.items() if not v]
@@ -44,7 +44,7 @@ def sweep_grid(label: str | None = None, **kwargs: Any) -> dict[str, ModelParams
     prefix = f"{label}-" if label else ""
     grid = {}
     for i, values in enumerate(itertools.product(*swept.values())):
-        grid[f"{prefix}HPSweep{i}"] = ModelParams(**fixed, **dict(zip(swept, values, strict=True)))
+        grid[f"{prefix}HPSweep{i}"] = params_type(**fixed, **dict(zip(swept, values, strict=True)))
     return grid
 
 
@@ -57,7 +57,7 @@ def write_hp_sweep(path: str | os.PathLike, params: Mapping[str, ModelParams]) -
 
 def read_hp_sweep(path: str | os.PathLike) -> dict[str, ModelParams]:
     """``{name: ModelParams}`` from a sweep file; errors name the file and the entry."""
-    ModelParams = _model_params()
+    params_type = _model_params()
     path = Path(path)
     if not path.is_file():
         raise SweepError(f"sweep file not found: {path}")
@@ -79,7 +79,7 @@ def read_hp_sweep(path: str | os.PathLike) -> dict[str, ModelParams]:
         if not isinstance(values, dict):
             raise SweepError(f"{path}: entry {i} ({name!r}): params must be a JSON object")
         try:
-            params[name] = ModelParams.from_dict(values)
+            params[name] = params_type.from_dict(values)
         except (TypeError, ValueError) as error:
             raise SweepError(f"{path}: entry {i} ({name!r}): {error}") from error
     return params
@@ -89,18 +89,18 @@ def as_hp_dict(params: Any) -> dict[str, ModelParams]:
     """Every form ``Project.train`` accepts as ``{name: ModelParams}``: one ModelParams (named
     ``HP0``), a list of them (``HP0``, ``HP1``, ...), a dict name → ModelParams, or the path of a
     sweep file."""
-    ModelParams = _model_params()
-    if isinstance(params, ModelParams):
+    params_type = _model_params()
+    if isinstance(params, params_type):
         return {"HP0": params}
     if isinstance(params, str | os.PathLike):
         return read_hp_sweep(params)
     if isinstance(params, Mapping):
-        bad = [k for k, v in params.items() if not isinstance(v, ModelParams)]
+        bad = [k for k, v in params.items() if not isinstance(v, params_type)]
         if bad or not params:
             raise SweepError(f"params dict must map names to ModelParams; bad entries: {bad}")
         return {str(k): v for k, v in params.items()}
     if isinstance(params, Sequence) and params:
-        bad_index = [i for i, v in enumerate(params) if not isinstance(v, ModelParams)]
+        bad_index = [i for i, v in enumerate(params) if not isinstance(v, params_type)]
         if bad_index:
             raise SweepError(f"params list items {bad_index} are not ModelParams")
         return {f"HP{i}": hp for i, hp in enumerate(params)}

@@ -21,6 +21,7 @@ from __future__ import annotations
 import pandas as pd
 
 from jaxwsi.dataset.errors import DatasetError
+from jaxwsi.messages import unknown
 
 BALANCE_STRATEGIES = ("tile", "slide", "patient", "category", "none")
 PROPORTIONAL_BALANCE = ("patient", "category")
@@ -30,9 +31,7 @@ def check_balance_strategy(strategy: str | None) -> str:
     """The strategy name (``None`` means ``"none"``); unknown names are an error."""
     name = "none" if strategy is None else strategy
     if name not in BALANCE_STRATEGIES:
-        raise DatasetError(
-            f"unknown balance strategy {strategy!r}; expected one of {list(BALANCE_STRATEGIES)}"
-        )
+        raise DatasetError(unknown("balance strategy", strategy, BALANCE_STRATEGIES))
     return name
 
 

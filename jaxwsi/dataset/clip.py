@@ -21,6 +21,7 @@ import math
 import pandas as pd
 
 from jaxwsi.dataset.errors import DatasetError
+from jaxwsi.messages import unknown
 
 CLIP_STRATEGIES = ("slide", "patient", "category")
 
@@ -28,9 +29,7 @@ CLIP_STRATEGIES = ("slide", "patient", "category")
 def check_clip_strategy(strategy: str | None) -> str | None:
     """The strategy name or None; unknown names are an error."""
     if strategy is not None and strategy not in CLIP_STRATEGIES:
-        raise DatasetError(
-            f"unknown clip strategy {strategy!r}; expected None or one of {list(CLIP_STRATEGIES)}"
-        )
+        raise DatasetError(unknown("clip strategy", strategy, CLIP_STRATEGIES) + " (or None)")
     return strategy
 
 

@@ -28,6 +28,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from jaxwsi.dataset.errors import SplitError
+from jaxwsi.messages import unknown
 
 log = logging.getLogger(__name__)
 
@@ -46,9 +47,7 @@ Fold = tuple[list[str], list[str]]
 def check_split_strategy(strategy: str) -> str:
     """The strategy name; unknown names are an error."""
     if strategy not in SPLIT_STRATEGIES:
-        raise SplitError(
-            f"unknown split strategy {strategy!r}; expected one of {list(SPLIT_STRATEGIES)}"
-        )
+        raise SplitError(unknown("split strategy", strategy, SPLIT_STRATEGIES))
     return strategy
 
 

@@ -240,3 +240,20 @@ class Project:
         if not reports:
             raise ValueError(f"project {self.root}: no annotated slide images in any source")
         return pd.concat(reports, ignore_index=True)
+
+    def generate_feature_bags(
+        self, extractor: Any, dataset: Dataset, outdir: str | os.PathLike = "auto", **options: Any
+    ) -> pd.DataFrame:
+        """Feature bags of ``dataset``'s slides (`jaxwsi.mil.extract_features`) into ``outdir``
+        (``"auto"``: ``bags/{extractor}_{tile size}`` in the project)."""
+        from jaxwsi.mil.project import generate_feature_bags
+
+        return generate_feature_bags(self, extractor, dataset, outdir, **options)
+
+    def train_mil(self, config: Any, outcomes: str, bags: Any, **options: Any) -> list[Any]:
+        """MIL training into ``models/mil/`` (`jaxwsi.mil.project.project_train_mil`): one run
+        with ``train_dataset``/``val_dataset``, or cross-validation over ``dataset``'s saved
+        patient-level splits."""
+        from jaxwsi.mil.project import project_train_mil
+
+        return project_train_mil(self, config, outcomes, bags, **options)

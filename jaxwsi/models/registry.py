@@ -76,6 +76,7 @@ BUILTIN_MODULES: list[str] = [
     "jaxwsi.models.resnet",
     "jaxwsi.models.vit",
     "jaxwsi.models.xception",
+    "jaxwsi.mil.models",
     "jaxwsi.segment.models",
 ]
 

@@ -1,0 +1,36 @@
+"""Multiple-instance learning: a slide is a bag of tile feature vectors with the slide's label.
+
+Feature bags (`extract_features`, one ``{slide}.npz`` per slide plus ``bags_config.json``;
+CLAM/TRIDENT ``.h5`` bags are read as they are), MIL models in Flax NNX registered with kind
+``"mil"`` (`jaxwsi.mil.models`), `mil_config` / `train_mil` on the shared training core,
+`eval_mil` / `predict_mil`, and `predict_slide` straight from a whole-slide image.
+"""
+
+from jaxwsi.mil.bags import Bag, find_bags, load_bags, read_bag, read_bags_config, write_bag
+from jaxwsi.mil.config import MILConfig, mil_config
+from jaxwsi.mil.errors import BagError, MILConfigError
+from jaxwsi.mil.extract import extract_features
+from jaxwsi.mil.extractor import FeatureExtractor, feature_extractor
+from jaxwsi.mil.predict import eval_mil, predict_mil
+from jaxwsi.mil.saved import load_mil_model
+from jaxwsi.mil.train import train_mil
+
+__all__ = [
+    "Bag",
+    "BagError",
+    "FeatureExtractor",
+    "MILConfig",
+    "MILConfigError",
+    "eval_mil",
+    "extract_features",
+    "feature_extractor",
+    "find_bags",
+    "load_bags",
+    "load_mil_model",
+    "mil_config",
+    "predict_mil",
+    "read_bag",
+    "read_bags_config",
+    "train_mil",
+    "write_bag",
+]

@@ -20,11 +20,13 @@ from jaxwsi._native import __version__
 
 if TYPE_CHECKING:
     from jaxwsi.dataset import Dataset
+    from jaxwsi.errors import JaxwsiError
     from jaxwsi.project import Project, create_project, load_project
 
 # Public name → the module that defines it.
 _LAZY = {
     "Dataset": "jaxwsi.dataset",
+    "JaxwsiError": "jaxwsi.errors",
     "Project": "jaxwsi.project",
     "create_project": "jaxwsi.project",
     "load_project": "jaxwsi.project",
@@ -48,7 +50,7 @@ _SUBPACKAGES = frozenset(
     }
 )
 
-__all__ = ["Dataset", "Project", "__version__", "create_project", "load_project"]
+__all__ = ["Dataset", "JaxwsiError", "Project", "__version__", "create_project", "load_project"]
 
 
 def __getattr__(name: str) -> Any:

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from jaxwsi.slide import SlideError, grid_positions, tile_geometry, tile_size_label
+from jaxwsi.slide.grid import parse_tile_um, slideflow_filter_crop
 
 PYRAMID = (1.0, 2.0, 4.0, 8.0)
 
@@ -83,3 +84,48 @@ def test_grid_is_row_major_top_left_corners():
     np.testing.assert_array_equal(
         corners, [[0, 0], [100, 0], [200, 0], [0, 100], [100, 100], [200, 100]]
     )
+
+
+@pytest.mark.parametrize(
+    ("tile_px", "tile_um", "direct", "slideflow"),
+    [
+        (100, 200, (2, 100), (1, 200)),  # needs 4 exactly: read level 2, or level 1 and resize
+        (100, 100, (1, 100), (0, 200)),  # needs 2 exactly
+        (100, 150, (1, 150), (1, 150)),  # needs 3: between levels, both read 2x
+        (100, 50, (0, 100), (0, 100)),  # needs 1: level 0 either way
+    ],
+)
+def test_level_rules(tile_px, tile_um, direct, slideflow):
+    for rule, expected in (("direct", direct), ("slideflow", slideflow)):
+        g = tile_geometry(tile_px, tile_um, 0.5, PYRAMID, level_rule=rule)
+        assert (g.level, g.extract_px) == expected
+        assert g.full_extract_px == tile_um * 2  # the same tile on the slide either way
+    # Slideflow's strict rule ignores the 1% tolerance for near-exact downsamples.
+    assert tile_geometry(64, 128, 0.5, (1.0, 2.0, 4.016), level_rule="slideflow").level == 1
+
+
+@pytest.mark.parametrize(
+    ("level", "extract_px", "crop"),
+    [
+        (2, 64, (3, 32)),  # coarsest level below 64 is 8x: ratio 2, a 32-px crop
+        (0, 256, (3, 32)),  # from level 0: ratio 8
+        (3, 100, (3, 100)),  # already the coarsest: the tile itself
+        (0, 2, (0, 2)),  # only level 0 is below 2: the tile itself
+    ],
+)
+def test_slideflow_filter_crop(level, extract_px, crop):
+    assert slideflow_filter_crop(PYRAMID, level, extract_px) == crop
+
+
+@pytest.mark.parametrize(
+    ("text", "value"), [("302", 302), ("302.5", 302.5), ("10x", "10x"), ("2.5X", "2.5x")]
+)
+def test_parse_tile_um(text, value):
+    assert parse_tile_um(text) == value
+    assert type(parse_tile_um(text)) is type(value)
+
+
+@pytest.mark.parametrize("text", ["-4", "0", "abc", "nan", "10y"])
+def test_parse_tile_um_rejects_what_is_not_a_size(text):
+    with pytest.raises(ValueError, match="tile_um must be a positive number"):
+        parse_tile_um(text)

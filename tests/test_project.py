@@ -251,3 +251,20 @@ def test_dataset_reads_a_slideflow_tfrecords_root_by_tile_size(tmp_path, fixture
         jaxwsi.Dataset(annotations, root, tile_px=64, tile_um=50)
     with pytest.raises(DatasetError, match="pass tile_px and tile_um to choose one"):
         jaxwsi.Dataset(annotations, root)
+
+
+def test_extract_tiles_into_a_slideflow_project_writes_each_source(tmp_path, fixtures_dir):
+    root = slideflow_project(tmp_path, fixtures_dir)
+    slides = tmp_path / "slides"
+    slides.mkdir()
+    for i, name in enumerate(("slide_a", "slide_b")):
+        synthetic_slide(slides / f"{name}.tiff", width=512, height=384, seed=i)
+    project = jaxwsi.load_project(root)
+    report = project.extract_tiles(64, 64, num_workers=0, progress=False)
+    assert list(report["slide"]) == ["slide_a", "slide_b"]
+    written = root / "tfrecords" / "MyProject" / "64px_64um"
+    assert sorted(p.name for p in written.glob("*.tfrecords")) == [
+        "slide_a.tfrecords",
+        "slide_b.tfrecords",
+    ]
+    assert project.dataset(64, 64).slides() == ["slide_a", "slide_b"]

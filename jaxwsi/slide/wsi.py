@@ -10,6 +10,7 @@ OpenSlide handles do not pickle: worker processes open their own ``WSI`` from th
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,7 +51,7 @@ class TileSelection:
     qc_mask: np.ndarray | None  # bool mask at the thumbnail's scale, True = excluded
 
 
-def slide_name(path: str | Path) -> str:
+def slide_name(path: str | os.PathLike[str]) -> str:
     """A slide's name: its file name without the extension (``a/b/x.svs`` → ``x``)."""
     return Path(path).stem
 
@@ -68,7 +69,7 @@ class WSI:
 
     def __init__(
         self,
-        path: str | Path,
+        path: str | os.PathLike[str],
         tile_px: int,
         tile_um: int | float | str,
         *,

@@ -346,3 +346,29 @@ def test_registry_errors():
         M.build_tile_model("tiny_cnn", num_classes=[], rngs=nnx.Rngs(0))
     with pytest.raises(TypeError, match="no integer attribute num_features"):
         M.TileModel(nnx.Linear(2, 2, rngs=nnx.Rngs(0)), num_classes=[2], rngs=nnx.Rngs(0))
+
+
+def test_masks_freeze_the_backbone_in_the_shared_train_step(images):
+    """`param_mask` plugs into the training core: a head-only optimizer (toplayer_epochs)
+    changes the head and no backbone parameter."""
+    import optax
+
+    from jaxwsi.train.optim import frozen_except, masked_penalty
+    from jaxwsi.train.state import TrainState
+    from jaxwsi.train.step import train_step
+
+    model = M.build_tile_model("tiny_cnn", num_classes=[2], dropout=0.5, rngs=nnx.Rngs(0))
+    l2 = masked_penalty(0.0, 1e-3, M.param_mask(model, M.kernel_filter(model)))
+    head_only = frozen_except(optax.adam(1e-2), M.param_mask(model, M.head_filter(model)))
+    state = TrainState.create(model, optax.chain(l2, head_only), seed=0)
+
+    def loss_fn(m, batch, rng):
+        (logits,) = m(batch["image"], rngs=nnx.Rngs(dropout=rng))
+        loss = optax.softmax_cross_entropy_with_integer_labels(logits, batch["label"]).mean()
+        return loss, {}
+
+    batch = {"image": images, "label": np.array([0, 1])}
+    new, _ = jax.jit(lambda s, b: train_step(loss_fn, s, b))(state, batch)
+    changed = jax.tree.map(lambda a, b: bool(np.any(a != b)), state.params, new.params)
+    moved = {p for p, v in nnx.to_flat_state(changed) if v.get_value()}
+    assert moved == {("heads", 0, "kernel"), ("heads", 0, "bias")}

@@ -129,7 +129,14 @@ def load_weights(run_dir: str | Path, like: TrainState) -> tuple[TrainState, dic
             f"{run_dir}: no exported model ({MODEL_FOLDER}/ is written when training ends)"
         )
     with Checkpointer(folder, async_save=False) as saver:
-        weights, extra = saver.restore({"params": like.params, "rest": like.rest})
+        try:
+            weights, extra = saver.restore({"params": like.params, "rest": like.rest})
+        except ValueError as e:  # same layers, other sizes: orbax says which shape differs
+            if isinstance(e, CheckpointError):
+                raise
+            raise CheckpointError(
+                f"{folder} was saved from a different model (same layers, other sizes): {e}"
+            ) from None
     return like.replace(params=weights["params"], rest=weights["rest"]), extra
 
 

@@ -193,6 +193,8 @@ def train(config: SegmentConfig) -> TrainResult:
     if config.pretrained is not None:
         state, _ = load_weights(config.pretrained, state)
         state = state.with_tx(tx)
+    if isinstance(config.size_in, list):
+        resolve_sizes(config, state.model())  # fail fast, before anything is written
     train_step = make_train_step(functools.partial(loss_fn, config), mesh, donate=False)
     eval_step = make_eval_step(_outputs, mesh)
     evaluate = jax.jit(functools.partial(_validation_scores, config))
@@ -280,7 +282,7 @@ def train(config: SegmentConfig) -> TrainResult:
         state, extra = resume_from.restore(state)
         position, history = extra["position"], extra["history"]
         epoch_patches = extra["epoch_patches"]
-    saved_sizes: set[int] = set()
+    checked_sizes: set[int] = set()
 
     def save(metrics: dict[str, float] | None) -> None:
         extra = {
@@ -312,9 +314,9 @@ def train(config: SegmentConfig) -> TrainResult:
                     batch = shard_batch(mesh, {k: v[take] for k, v in buffer.items()})
                     try:
                         new_state, metrics = train_step(state, batch)
-                        if batch_size not in saved_sizes:  # first run of a new shape: OOM here
+                        if batch_size not in checked_sizes:  # first run of a new shape: OOM here
                             jax.block_until_ready(metrics)
-                            saved_sizes.add(batch_size)
+                            checked_sizes.add(batch_size)
                     except jax.errors.JaxRuntimeError as e:
                         if not is_oom(e):
                             raise
@@ -352,7 +354,8 @@ def train(config: SegmentConfig) -> TrainResult:
             record[MONITOR] = record["val_loss" if validation is not None else "train_loss"]
             history.append(record)
             save({MONITOR: record[MONITOR]})
-            events.scalars({k: v for k, v in record.items() if k != "epoch"}, int(state.step))
+            scalars = {k: v for k, v in record.items() if k not in ("epoch", "step")}
+            events.scalars(scalars, int(state.step))
             events.scalar("batch_size", batch_size, int(state.step))
             if n:
                 picture = preview(

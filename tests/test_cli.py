@@ -135,3 +135,12 @@ def test_the_command_starts_quickly_without_heavy_imports(tmp_path):
     )
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
     assert (tmp_path / "p" / "settings.json").is_file()
+
+
+def test_help_lists_every_command_group(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    for group in ("extract", "tfrecord", "project"):
+        assert group in out

@@ -92,5 +92,7 @@ class TiffLevelReader:
             handle = self._tif.filehandle
             handle.seek(offset)
             decoded = self._decode(handle.read(count), index, jpegtables=self._jpegtables)[0]
+            if decoded is None:
+                raise ValueError(f"TIFF tile {index} did not decode")
             self._cache[index] = decoded.reshape(decoded.shape[-3:])
         return self._cache[index]

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeAlias
 
 import jax
 import optax
 
-Schedule = float | optax.Schedule
+Schedule: TypeAlias = float | optax.Schedule
 
 # Slideflow's optimizer names → optax constructors taking (learning_rate, **options).
 OPTIMIZERS: dict[str, Callable[..., optax.GradientTransformation]] = {

@@ -53,13 +53,14 @@ def existing_dir(text: str) -> str:
 
 class HelpFormatter(argparse.HelpFormatter):
     """Help that ends with ``(default: X)`` for every option that has a default worth showing
-    (not None, not a False flag) and does not state it already."""
+    (not None, an empty list or a False flag) and does not state it already."""
 
     def _get_help_string(self, action: argparse.Action) -> str:
         help_text = action.help or ""
         default = action.default
         shown = (
             default is not None
+            and default != []
             and default is not argparse.SUPPRESS
             and default is not False
             and action.option_strings

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from collections import Counter
 
 import pandas as pd
@@ -322,3 +324,21 @@ def test_a_clip_that_empties_a_tfrecord_is_logged(tfrecord_dir, caplog):
     assert list(clipped.clips.values()) == [10, int(25 * 10 / 26), int(1 * 10 / 26)] == [10, 9, 0]
     assert "clipping leaves 1 TFRecord(s) with no tiles to read" in caplog.text
     assert "slide_d.tfrecords" in caplog.text
+
+
+def test_the_cohort_side_imports_no_jax_or_grain(tmp_path, fixtures_dir):
+    """Annotations → Dataset → balance, clip, split in a fresh interpreter: no JAX, no Grain."""
+    for name in ("slide_a", "slide_b", "slide_c"):
+        shutil.copy(fixtures_dir / "tfrecords" / f"{name}.tfrecords", tmp_path)
+    code = f"""
+import sys
+import pandas as pd
+import jaxwsi
+table = pd.DataFrame({{"patient": ["P1", "P2", "P3"], "slide": ["slide_a", "slide_b", "slide_c"],
+                      "label": ["x", "y", "x"]}})
+dataset = jaxwsi.Dataset(table, {str(tmp_path)!r}).balance("label").clip(5)
+dataset.split("label", "fixed", val_fraction=0.34, splits={str(tmp_path / "splits.json")!r})
+heavy = sorted({{"jax", "grain", "flax", "optax"}} & set(sys.modules))
+assert not heavy, heavy
+"""
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)

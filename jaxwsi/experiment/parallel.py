@@ -12,7 +12,8 @@ Executors:
 - ``"debug"``: submitit's ``DebugExecutor`` (in this process, for tests and debugging).
 
 A trial function must be importable and must not import JAX before it runs: the device
-environment is set in the child process first.
+environment is set in the child process first. ``imports`` names modules each trial process
+imports before the trial (e.g. the module that registers a custom model architecture).
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ class Execution:
     devices_per_trial: int = 1
     folder: str | None = None
     slurm: Mapping[str, Any] = field(default_factory=dict)
+    imports: Sequence[str] = ()
 
     def __post_init__(self) -> None:
         if self.executor not in EXECUTORS:
@@ -76,9 +78,13 @@ def device_environments(parallel: int | None, devices_per_trial: int) -> list[di
     return [{"JAX_PLATFORMS": "cpu", "XLA_FLAGS": flags}] * (parallel or 1)
 
 
-def _with_env(env: Mapping[str, str], fn: Callable[[T], R], item: T) -> R:
-    """Runs in the trial's process: its device environment first, then the trial."""
+def _with_env(env: Mapping[str, str], imports: Sequence[str], fn: Callable[[T], R], item: T) -> R:
+    """Runs in the trial's process: its device environment, then ``imports``, then the trial."""
+    import importlib
+
     os.environ.update(env)
+    for module in imports:
+        importlib.import_module(module)
     return fn(item)
 
 
@@ -92,11 +98,12 @@ def run_trials(fn: Callable[[T], R], items: Sequence[T], execution: Execution) -
     folder = Path(execution.folder or "submitit") / "%j"
     if execution.executor == "debug":
         debug = submitit.DebugExecutor(folder=folder)
-        return [debug.submit(fn, item).result() for item in items]
+        return [debug.submit(_with_env, {}, execution.imports, fn, i).result() for i in items]
     if execution.executor == "slurm":
         auto = submitit.AutoExecutor(folder=folder)
         auto.update_parameters(gpus_per_node=execution.devices_per_trial, **execution.slurm)
-        jobs = auto.map_array(fn, items)
+        with auto.batch():  # one job array
+            jobs = [auto.submit(_with_env, {}, execution.imports, fn, item) for item in items]
         return [job.result() for job in jobs]
     return _run_local(fn, items, execution, folder)
 
@@ -118,7 +125,10 @@ def _run_local(
             for slot, env in enumerate(slots):
                 if slot not in running and pending:
                     index, item = pending.pop(0)
-                    running[slot] = (index, local.submit(_with_env, env, fn, item))
+                    running[slot] = (
+                        index,
+                        local.submit(_with_env, env, execution.imports, fn, item),
+                    )
             finished = [slot for slot, (_, job) in running.items() if job.done()]
             for slot in finished:
                 index, job = running.pop(slot)

@@ -92,8 +92,8 @@ class TrainRequest:
     default here only (the CLI's config keys are these fields too).
 
     ``val_*``: the validation plan (`ValidationPlan`); ``executor``, ``parallel``,
-    ``devices_per_trial``, ``slurm``: where trials run (`Execution`); ``trainer_options``: extra
-    keyword arguments for `build_trainer`."""
+    ``devices_per_trial``, ``slurm``, ``imports``: where trials run (`Execution`);
+    ``trainer_options``: extra keyword arguments for `build_trainer`."""
 
     outcomes: Sequence[str]
     filters: Mapping[str, Any] | None = None
@@ -114,6 +114,7 @@ class TrainRequest:
     parallel: int | None = None
     devices_per_trial: int = 1
     slurm: Mapping[str, Any] = field(default_factory=dict)
+    imports: Sequence[str] = ()
     trainer_options: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -134,7 +135,9 @@ class TrainRequest:
 
     @property
     def execution(self) -> Execution:
-        return Execution(self.executor, self.parallel, self.devices_per_trial, None, self.slurm)
+        return Execution(
+            self.executor, self.parallel, self.devices_per_trial, None, self.slurm, self.imports
+        )
 
 
 def project_dataset(project: Project, hp: ModelParams, request: TrainRequest) -> Dataset:

@@ -257,3 +257,107 @@ class Project:
         from jaxwsi.mil.project import project_train_mil
 
         return project_train_mil(self, config, outcomes, bags, **options)
+
+    # ---- experiments: training plans, evaluation, pictures, search (jaxwsi.experiment) ----
+
+    def train(self, outcomes: str | list[str], params: Any, **options: Any) -> dict[str, Any]:
+        """Train tile models on a validation plan (`jaxwsi.experiment.runner.train_plan`): each
+        of ``params`` (a ModelParams, a list or a dict name → ModelParams, or a sweep file path)
+        on every run of the plan, in ``models/{id}-{outcomes}-{hp}[-kfold{k}]/``, logged in
+        ``results_log.csv``. ``options`` are `jaxwsi.experiment.runner.TrainRequest` fields
+        (filters, val_strategy, val_k_fold, val_k, val_fraction, max_tiles, min_tiles,
+        input_header, resume, from_wsi, executor, parallel, ...). Returns model → results."""
+        from jaxwsi.experiment.runner import TrainRequest, train_plan
+        from jaxwsi.experiment.sweep import as_hp_dict
+
+        return train_plan(self, as_hp_dict(params), TrainRequest(outcomes=outcomes, **options))
+
+    def evaluate(
+        self,
+        model: str | os.PathLike,
+        outcomes: str | list[str] | None = None,
+        *,
+        dataset: Dataset | None = None,
+        filters: Any = None,
+    ) -> dict[str, Any]:
+        """Metrics of a trained model folder on ``dataset`` (default: the project's slides at
+        the model's tile size, ``filters`` applied); writes
+        ``{tile,slide,patient}_predictions_eval.parquet`` into the model folder."""
+        from jaxwsi.experiment.evaluate import evaluate_model
+
+        return evaluate_model(self, model, outcomes, dataset=dataset, filters=filters)
+
+    def predict(
+        self,
+        model: str | os.PathLike,
+        dataset: Dataset | None = None,
+        *,
+        filters: Any = None,
+        outdir: str | os.PathLike | None = None,
+    ) -> list[Path]:
+        """Predictions of a trained model folder without labels: the
+        ``{tile,slide,patient}_predictions.parquet`` paths written (default: the model folder)."""
+        from jaxwsi.experiment.evaluate import predict_model
+
+        return predict_model(self, model, dataset=dataset, filters=filters, outdir=outdir)
+
+    def generate_heatmaps(
+        self,
+        model: str | os.PathLike,
+        *,
+        filters: Any = None,
+        outdir: str | os.PathLike | None = None,
+    ) -> list[Path]:
+        """Per slide, the model's tile predictions over the thumbnail, one PNG per outcome
+        class (default folder: ``{model}/heatmaps``); then the model's report.html."""
+        from jaxwsi.experiment.evaluate import generate_heatmaps
+
+        return generate_heatmaps(self, model, filters=filters, outdir=outdir)
+
+    def write_report(self, model: str | os.PathLike) -> Path:
+        """The model folder's self-contained ``report.html`` (`jaxwsi.experiment.report`)."""
+        from jaxwsi.experiment.report import write_report
+
+        return write_report(model)
+
+    def create_hp_sweep(
+        self, filename: str | os.PathLike = "sweep.json", label: str | None = None, **kwargs: Any
+    ) -> Path:
+        """Write a sweep file (Slideflow's format) of the grid product of every list-valued
+        ModelParams argument except ``epochs``; a relative ``filename`` is in the project."""
+        from jaxwsi.experiment.sweep import sweep_grid, write_hp_sweep
+
+        path = Path(filename)
+        return write_hp_sweep(
+            path if path.is_absolute() else self.root / path, sweep_grid(label, **kwargs)
+        )
+
+    def smac_search(
+        self,
+        outcomes: str | list[str],
+        params: Any,
+        smac_configspace: Any,
+        *,
+        exp_label: str = "SMAC",
+        smac_limit: int = 10,
+        smac_metric: Any = "tile_auc",
+        smac_replicates: int = 1,
+        **options: Any,
+    ) -> Any:
+        """SMAC3 search around ``params`` (a ModelParams) over ``smac_configspace`` (see
+        `jaxwsi.util.create_search_space`); ``options`` as for `train` (``parallel`` proposals
+        per round run as parallel trials). Returns the best configuration, its cost and the
+        history DataFrame (`SearchResult`), also saved as CSV in ``models/{id}-{exp_label}``."""
+        from jaxwsi.experiment.runner import TrainRequest
+        from jaxwsi.experiment.search import smac_search
+
+        return smac_search(
+            self,
+            params,
+            smac_configspace,
+            TrainRequest(outcomes=outcomes, **options),
+            exp_label=exp_label,
+            smac_limit=smac_limit,
+            smac_metric=smac_metric,
+            smac_replicates=smac_replicates,
+        )

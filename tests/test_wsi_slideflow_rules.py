@@ -11,6 +11,7 @@ import openslide
 import pytest
 
 from jaxwsi.slide import WSI
+from jaxwsi.slide.grid import slideflow_filter_crop
 from jaxwsi.slide.wsi import resize_tile, rgba_to_rgb
 from jaxwsi.testing import synthetic_slide
 
@@ -65,10 +66,11 @@ def slideflow_gray_fractions(path, wsi, threshold=0.05):
     ratio = int(downsamples[filter_level] // downsamples[wsi.geometry.level])
     side = extract_px // ratio
     ds = downsamples[filter_level]
+    level_image = read_region(path, filter_level, (0, 0), wsi.level_dimensions[filter_level])
     fractions = []
     for x, y in wsi.corners:
-        origin = (int(x / ds) * int(ds), int(y / ds) * int(ds))
-        crop = read_region(path, filter_level, origin, (side, side)).astype(np.float32)
+        crop = level_image[int(y / ds) : int(y / ds) + side, int(x / ds) : int(x / ds) + side]
+        crop = crop.astype(np.float32)
         high, low = crop.max(axis=-1), crop.min(axis=-1)
         with np.errstate(divide="ignore", invalid="ignore"):
             s = np.where(high > 0, (high - low) * np.float32(255.0) / high, 0).astype(np.uint8)
@@ -133,3 +135,18 @@ def test_extraction_settings_carry_both_rules_to_the_tiles(slide_path, tmp_path,
         image = np.asarray(Image.open(io.BytesIO(record["image_raw"])))
         location = (int(record["loc_x"][0]), int(record["loc_y"][0]))
         np.testing.assert_array_equal(image, by_location[location])
+
+
+def test_boxes_tiff_keeps_the_tiles_slideflow_keeps(fixtures_dir):
+    """Issue 14: on boxes.tiff, where Slideflow judges tiles on 6 x 6 px crops, Slideflow 3.0.2
+    kept 21 tiles and jaxwsi's thumbnail rule 17. 50 px tiles over 50 level-0 px are such a
+    setting (30 grid tiles, level 3 crops of 6 px)."""
+    path = fixtures_dir / "slides" / "boxes.tiff"
+    with WSI(path, 50, int(50 * 352.77777983377013)) as wsi:
+        assert len(wsi) == 30
+        assert slideflow_filter_crop(wsi.level_downsamples, 0, wsi.geometry.extract_px) == (3, 6)
+        expected, _, _ = slideflow_gray_fractions(path, wsi)
+        crops = wsi.select_tiles(filter_rule="slideflow")
+        np.testing.assert_allclose(crops.grayspace, expected)
+        assert int(crops.keep.sum()) == 21
+        assert int(wsi.select_tiles().keep.sum()) == 17

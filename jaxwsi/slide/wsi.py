@@ -248,20 +248,29 @@ class WSI:
     def _crop_fractions(
         self, whitespace_threshold: float, grayspace_threshold: float
     ) -> tuple[np.ndarray, np.ndarray]:
-        """White and gray fractions of every grid tile on Slideflow's filter crops, read one
-        grid row at a time (``jaxwsi.slide.grid.slideflow_filter_crop``)."""
+        """White and gray fractions of every grid tile on Slideflow's filter crops
+        (``jaxwsi.slide.grid.slideflow_filter_crop``), read one grid row at a time; a level with
+        a fractional downsample is read whole (OpenSlide resamples a region that starts between
+        its pixels, libvips crops the level's own pixels; such levels are the coarse ones)."""
         level, side = slideflow_filter_crop(
             self.level_downsamples, self.geometry.level, self.geometry.extract_px
         )
+        downsample = float(self.level_downsamples[level])
         # libvips' read_region truncates level-0 corners to the level's pixels.
-        origins = (self.corners / self.level_downsamples[level]).astype(np.int64)
+        origins = (self.corners / downsample).astype(np.int64)
+        reads: list[tuple[np.ndarray, tuple[int, int], tuple[int, int]]] = []
+        if downsample.is_integer():  # one read per grid row
+            for y in np.unique(origins[:, 1]):
+                row = np.flatnonzero(origins[:, 1] == y)
+                x0 = int(origins[row, 0].min())
+                width = int(origins[row, 0].max()) - x0 + side
+                reads.append((row, (x0, int(y)), (width, side)))
+        else:
+            reads.append((np.arange(len(origins)), (0, 0), self.level_dimensions[level]))
         white, gray = np.ones(len(origins)), np.ones(len(origins))
-        for y in np.unique(origins[:, 1]):
-            row = np.flatnonzero(origins[:, 1] == y)
-            x0 = int(origins[row, 0].min())
-            width = int(origins[row, 0].max()) - x0 + side
-            region = self._read(level, (x0, int(y)), (width, side))
-            local = origins[row] - [x0, int(y)]
+        for row, corner, size in reads:
+            region = self._read(level, corner, size)
+            local = origins[row] - np.asarray(corner)
             white_mask = filters.white_mask(region, whitespace_threshold)
             gray_mask = filters.gray_mask(region, grayspace_threshold, uint8_saturation=True)
             white[row] = filters.window_fractions(white_mask, local, side)

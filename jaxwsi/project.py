@@ -318,7 +318,7 @@ class Project:
         """The model folder's self-contained ``report.html`` (`jaxwsi.experiment.report`)."""
         from jaxwsi.experiment.report import write_report
 
-        return write_report(model)
+        return write_report(Path(model))
 
     def create_hp_sweep(
         self, filename: str | os.PathLike = "sweep.json", label: str | None = None, **kwargs: Any

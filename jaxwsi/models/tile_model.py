@@ -1,8 +1,10 @@
 """`TileModel`: a registered backbone plus Slideflow's head, and `build_tile_model` by name.
 
-The head follows Slideflow: pooled backbone features (``post_convolution``), clinical inputs
-concatenated after pooling, dropout, ``hidden_layers`` dense ReLU layers of
-``hidden_layer_width``, then one dense output per outcome. Outputs are pre-activation (logits
+The head follows Slideflow's Keras model: pooled backbone features (``post_convolution``),
+clinical inputs concatenated after pooling, dropout, ``hidden_layers`` dense ReLU layers of
+``hidden_layer_width``, then one dense output per outcome. (Slideflow's torch wrapper differs:
+its hidden blocks are Linear → ReLU → BatchNorm1d → Dropout and it has no dropout without hidden
+layers, which leaves ``uq`` nothing to sample.) Outputs are pre-activation (logits
 for classification, the value for regression, the log-risk for Cox survival) in float32;
 losses and predictions apply softmax where Slideflow's model does.
 """

@@ -77,11 +77,6 @@ def interrupt_after(monkeypatch, calls: int) -> None:
     monkeypatch.setattr(trainer, "make_train_step", factory)
 
 
-def latest_state(run: Path):
-    with Checkpointer(run / "checkpoints", async_save=False) as ckpt:
-        return ckpt.latest_step(), ckpt
-
-
 @pytest.fixture(scope="module")
 def full_run(datafolder, tmp_path_factory):
     run = tmp_path_factory.mktemp("full") / "run"

@@ -16,6 +16,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 
 Size = tuple[int, ...]
@@ -141,5 +142,7 @@ def auto_candidates(
     pairs = [(i, o) for i, o in pairs if all(a <= b for a, b in zip(o, dims, strict=True))]
     if len(pairs) <= limit:
         return pairs
-    keep = sorted({round(i * (len(pairs) - 1) / (limit - 1)) for i in range(limit)})
+    sides = np.array([i[-1] for i, _ in pairs], float)
+    targets = np.geomspace(sides[0], sides[-1], limit)
+    keep = sorted({int(np.abs(sides - t).argmin()) for t in targets})
     return [pairs[i] for i in keep]

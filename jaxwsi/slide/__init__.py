@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from jaxwsi.slide.errors import MissingMPPError, ROIError, SlideError
     from jaxwsi.slide.extract import (
         SLIDE_EXTENSIONS,
-        ExtractionSettings,
+        ExtractionError,
         encode_tile,
         extract_tiles,
         select_shard,
@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from jaxwsi.slide.grid import TileGeometry, grid_positions, tile_geometry, tile_size_label
     from jaxwsi.slide.qc import blur_mask, otsu_mask
     from jaxwsi.slide.roi import ROI, load_rois, roi_keep
+    from jaxwsi.slide.settings import ExtractionSettings, SettingsMismatchError
     from jaxwsi.slide.wsi import WSI, TileSelection, slide_name
 
 # Public name → the module that defines it.
@@ -29,7 +30,7 @@ _LAZY = {
     "ROIError": "errors",
     "SlideError": "errors",
     "SLIDE_EXTENSIONS": "extract",
-    "ExtractionSettings": "extract",
+    "ExtractionError": "extract",
     "encode_tile": "extract",
     "extract_tiles": "extract",
     "select_shard": "extract",
@@ -42,17 +43,21 @@ _LAZY = {
     "ROI": "roi",
     "load_rois": "roi",
     "roi_keep": "roi",
+    "ExtractionSettings": "settings",
+    "SettingsMismatchError": "settings",
     "WSI": "wsi",
     "TileSelection": "wsi",
     "slide_name": "wsi",
 }
 
 __all__ = [
+    "ExtractionError",
     "ExtractionSettings",
     "MissingMPPError",
     "ROI",
     "ROIError",
     "SLIDE_EXTENSIONS",
+    "SettingsMismatchError",
     "SlideError",
     "TileGeometry",
     "TileSelection",
@@ -69,7 +74,7 @@ __all__ = [
     "tile_geometry",
     "tile_size_label",
 ]
-_SUBMODULES = frozenset({*_LAZY.values(), "filters", "report", "tiff_tiles"})
+_SUBMODULES = frozenset({*_LAZY.values(), "filters", "report", "tasks", "tiff_tiles", "workers"})
 
 
 def __getattr__(name: str) -> Any:

@@ -1,36 +1,33 @@
 """Extraction reports: per-slide thumbnails with the QC mask and kept tiles, a CSV, an HTML page.
 
-Every file is written to a temporary name and renamed, so readers never see a partial report.
+Every file is written atomically (`jaxwsi.atomic`), so readers never see a partial report. The
+columns are the slide's facts plus one per `ExtractionSettings` field (``mpp`` is the µm per
+pixel used: the slide's own unless overridden).
 """
 
 from __future__ import annotations
 
 import html
-import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 from PIL import Image, ImageDraw
 from shapely.geometry.base import BaseGeometry
+
+from jaxwsi.atomic import atomic_path, write_text_atomic
+from jaxwsi.slide.settings import setting_names
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 REPORT_COLUMNS = (
     "slide",
     "num_tiles",
-    "tile_px",
-    "tile_um",
-    "mpp",
+    *setting_names(),
     "level",
-    "qc",
-    "stride_div",
-    "whitespace_fraction",
-    "whitespace_threshold",
-    "grayspace_fraction",
-    "grayspace_threshold",
-    "roi_method",
     "num_rois",
-    "img_format",
     "seconds",
     "error",
     "path",
@@ -79,16 +76,10 @@ def draw_thumbnail(
     return thumb
 
 
-def temporary_path(path: Path) -> Path:
-    """A hidden name beside ``path``, unique to this process (shards may write the same report)."""
-    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
-
-
 def save_image(image: Image.Image, path: Path) -> None:
     """Save a PNG atomically."""
-    tmp = temporary_path(path)
-    image.save(tmp, format="PNG", compress_level=1)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        image.save(tmp, format="PNG", compress_level=1)
 
 
 def write_report(records: Sequence[dict], directory: Path) -> tuple[Path, Path]:
@@ -97,20 +88,20 @@ def write_report(records: Sequence[dict], directory: Path) -> tuple[Path, Path]:
     ``records`` hold the ``REPORT_COLUMNS`` of each slide (missing ones are left empty) and
     optionally ``thumbnail``: the PNG path relative to ``directory``.
     """
+    import pandas as pd
+
     frame = pd.DataFrame(list(records), columns=[*REPORT_COLUMNS, "thumbnail"])
     frame = frame.sort_values("slide", kind="stable")
     csv_path = directory / "extraction_report.csv"
-    tmp = temporary_path(csv_path)
-    frame[list(REPORT_COLUMNS)].to_csv(tmp, index=False)
-    os.replace(tmp, csv_path)
+    write_text_atomic(csv_path, frame[list(REPORT_COLUMNS)].to_csv(index=False))
     html_path = directory / "extraction_report.html"
-    tmp = temporary_path(html_path)
-    tmp.write_text(_html(frame), encoding="utf-8")
-    os.replace(tmp, html_path)
+    write_text_atomic(html_path, _html(frame))
     return csv_path, html_path
 
 
 def _html(frame: pd.DataFrame) -> str:
+    import pandas as pd
+
     failed = int(frame["error"].fillna("").astype(str).ne("").sum())
     total_tiles = int(pd.to_numeric(frame["num_tiles"], errors="coerce").fillna(0).sum())
     cards = "\n".join(_card(row) for row in frame.to_dict("records"))

@@ -96,9 +96,9 @@ def main() -> None:
     fd, parent = int(sys.argv[1]), int(sys.argv[2])
     _die_with_parent(parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C goes to the parent, which stops us
-    with socket.socket(fileno=fd) as sock:
-        with contextlib.suppress(EOFError, BrokenPipeError, ConnectionResetError):
-            _serve(sock)  # ends when the pool closes or the parent is gone
+    gone = (EOFError, BrokenPipeError, ConnectionResetError)  # the pool closed or the parent died
+    with socket.socket(fileno=fd) as sock, contextlib.suppress(*gone):
+        _serve(sock)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,20 @@
-"""`jaxwsi extract`: slides → tile TFRecords."""
+"""`jaxwsi extract`: slides → tile TFRecords.
+
+The tile options are generated from `ExtractionSettings`' fields (name, default, help text,
+choices), so they can never disagree with the library; the handler builds the settings object
+from them and passes it whole.
+"""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+from typing import Any
+
+from jaxwsi.cli.arguments import existing_dir, positive_int, tile_um
+
+# Parsers for settings whose values need more than int()/float() (the rest follow the default).
+_TYPES: dict[str, Any] = {"tile_px": positive_int, "tile_um": tile_um}
 
 
 def add(commands: argparse._SubParsersAction) -> None:
@@ -12,49 +24,63 @@ def add(commands: argparse._SubParsersAction) -> None:
         help="extract tiles from whole-slide images into TFRecords",
         description="Extract tiles from whole-slide images into {outdir}/{px}px_{um}um/"
         "{slide}.tfrecords with indexes, thumbnails and extraction_report.csv/.html. "
-        "Finished slides are skipped on a re-run.",
+        "Finished slides are skipped on a re-run; the folder records its settings in "
+        "extraction_settings.json and refuses a run with other settings. Exits with 1 when some "
+        "slides failed, 2 when all did.",
     )
     p.add_argument("slides", nargs="+", help="slide files, or one folder of slides")
     p.add_argument("--outdir", required=True, help="root folder for the tile TFRecords")
-    p.add_argument("--tile-px", type=int, required=True, help="tile side in pixels")
-    p.add_argument(
-        "--tile-um", required=True, help="tile side in µm (e.g. 302) or a magnification ('10x')"
+    _add_settings(p.add_argument_group("tiles (recorded in extraction_settings.json)"))
+    from jaxwsi.slide.workers import DEFAULT_STALL_TIMEOUT
+
+    run = p.add_argument_group("run")
+    run.add_argument(
+        "--roi-dir", type=existing_dir, help="folder of {slide}.csv / {slide}.geojson QuPath ROIs"
     )
-    p.add_argument("--stride-div", type=int, default=1, help="grid stride = tile / this")
-    p.add_argument("--mpp", type=float, help="µm per level-0 pixel, overriding the metadata")
-    p.add_argument("--roi-dir", help="folder of {slide}.csv / {slide}.geojson QuPath ROIs")
-    p.add_argument("--roi-method", default="auto", choices=("inside", "outside", "auto", "ignore"))
-    p.add_argument("--edge-tiles", action="store_true", help="keep edge tiles (padded white)")
-    p.add_argument("--whitespace-fraction", type=float, default=1.0)
-    p.add_argument("--whitespace-threshold", type=float, default=230)
-    p.add_argument("--grayspace-fraction", type=float, default=0.6)
-    p.add_argument("--grayspace-threshold", type=float, default=0.05)
-    p.add_argument("--qc", choices=("otsu", "blur", "both"), help="slide-level QC")
-    p.add_argument("--qc-fraction", type=float, default=0.6)
-    p.add_argument("--img-format", default="jpg", choices=("jpg", "png"))
-    p.add_argument("--jpeg-quality", type=int, default=95)
-    p.add_argument("--seed", type=int, default=0, help="seed of the per-slide tile shuffle")
-    p.add_argument("--workers", type=int, help="worker processes (default: all CPUs; 0: none)")
-    p.add_argument("--shard", help="i/n: extract only the i-th of n shares of the slides")
-    p.add_argument("--overwrite", action="store_true", help="re-extract finished slides")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument(
+    run.add_argument(
+        "--workers", type=int, help="worker processes (default: all CPUs; 0: in this process)"
+    )
+    run.add_argument("--shard", help="i/n: extract only the i-th of n shares of the slides")
+    run.add_argument("--overwrite", action="store_true", help="re-extract finished slides")
+    run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    run.add_argument(
         "--stall-timeout",
         type=float,
-        default=600.0,
-        help="kill the workers when no task finishes for this many seconds (a hang)",
+        default=DEFAULT_STALL_TIMEOUT,
+        help="kill a worker whose task runs longer than this many seconds (a hang)",
     )
     p.set_defaults(handler=_run_extract)
+
+
+def _add_settings(group: argparse._ArgumentGroup) -> None:
+    """One option per `ExtractionSettings` field: ``--tile-px``, ``--jpeg-quality``, ..."""
+    from jaxwsi.slide.settings import ExtractionSettings
+
+    for f in dataclasses.fields(ExtractionSettings):
+        meta = dict(f.metadata)
+        flag = meta.pop("flag", "--" + f.name.replace("_", "-"))
+        options: dict[str, Any] = {"dest": f.name, "help": meta.pop("help")}
+        if f.default is dataclasses.MISSING:
+            options["required"] = True
+        else:
+            options["default"] = f.default
+        if isinstance(f.default, bool):
+            options["action"] = "store_false" if f.default else "store_true"
+        else:
+            options["type"] = _TYPES.get(f.name) or meta.pop("type", None) or type(f.default)
+            if "choices" in meta:
+                options["choices"] = meta.pop("choices")
+        group.add_argument(flag, **options)
 
 
 def _run_extract(args: argparse.Namespace) -> int:
     import re
 
-    from jaxwsi.slide import extract_tiles
+    from jaxwsi.slide import ExtractionSettings, extract_tiles
 
-    tile_um: float | str = args.tile_um
-    if re.fullmatch(r"\d+(\.\d+)?", args.tile_um):
-        tile_um = float(args.tile_um) if "." in args.tile_um else int(args.tile_um)
+    settings = ExtractionSettings(
+        **{f.name: getattr(args, f.name) for f in dataclasses.fields(ExtractionSettings)}
+    )
     shard = None
     if args.shard is not None:
         match = re.fullmatch(r"(\d+)/(\d+)", args.shard)
@@ -62,25 +88,12 @@ def _run_extract(args: argparse.Namespace) -> int:
             raise SystemExit(f"jaxwsi extract: --shard must look like 0/4, got {args.shard!r}")
         shard = (int(match.group(1)), int(match.group(2)))
     slides = args.slides[0] if len(args.slides) == 1 else args.slides
+    # When every slide fails, ExtractionError reaches jaxwsi.cli.main: one line, exit 2.
     report = extract_tiles(
         slides,
         args.outdir,
-        args.tile_px,
-        tile_um,
-        stride_div=args.stride_div,
-        mpp=args.mpp,
+        settings=settings,
         roi_dir=args.roi_dir,
-        roi_method=args.roi_method,
-        use_edge_tiles=args.edge_tiles,
-        whitespace_fraction=args.whitespace_fraction,
-        whitespace_threshold=args.whitespace_threshold,
-        grayspace_fraction=args.grayspace_fraction,
-        grayspace_threshold=args.grayspace_threshold,
-        qc=args.qc,
-        qc_fraction=args.qc_fraction,
-        img_format=args.img_format,
-        jpeg_quality=args.jpeg_quality,
-        seed=args.seed,
         num_workers=args.workers,
         shard=shard,
         overwrite=args.overwrite,

@@ -54,7 +54,7 @@ from jaxwsi.slide.tasks import (
     plan_slide,
     read_chunk,
 )
-from jaxwsi.slide.workers import Done, WorkerPool
+from jaxwsi.slide.workers import DEFAULT_STALL_TIMEOUT, Done, WorkerPool
 from jaxwsi.slide.wsi import slide_name
 
 __all__ = [
@@ -102,7 +102,7 @@ def extract_tiles(
     shard: tuple[int, int] | None = None,
     overwrite: bool = False,
     progress: bool = True,
-    stall_timeout: float | None = 600.0,
+    stall_timeout: float | None = DEFAULT_STALL_TIMEOUT,
     **options: Any,
 ) -> pd.DataFrame:
     """Extract tiles from ``slides`` (paths, or a folder of slides) into TFRecords; returns the

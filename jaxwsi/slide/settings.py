@@ -44,7 +44,7 @@ class ExtractionSettings:
     stride_div: int = field(default=1, metadata=_help("grid stride = tile side / this"))
     mpp: float | None = field(
         default=None,
-        metadata=_help("µm per level-0 pixel, overriding the slide's metadata", type=float),
+        metadata=_help("µm per level-0 pixel (default: the slide's metadata)", type=float),
     )
     roi_method: str = field(
         default="auto",
@@ -64,7 +64,7 @@ class ExtractionSettings:
         default=1.0, metadata=_help("drop tiles with more than this fraction of white pixels")
     )
     whitespace_threshold: float = field(
-        default=230, metadata=_help("a pixel is white when its mean RGB is above this")
+        default=230.0, metadata=_help("a pixel is white when its mean RGB is above this")
     )
     grayspace_fraction: float = field(
         default=0.6, metadata=_help("drop tiles with more than this fraction of gray pixels")
@@ -75,7 +75,8 @@ class ExtractionSettings:
     qc: str | QCCallable | None = field(
         default=None,
         metadata=_help(
-            "slide-level QC on the thumbnail (or a callable, in Python)", choices=QC_METHODS
+            "slide-level QC on the thumbnail (default: none; in Python also a callable)",
+            choices=QC_METHODS,
         ),
     )
     qc_fraction: float = field(

@@ -37,6 +37,7 @@ from typing import Any
 
 from jaxwsi.slide._worker import recv_message, send_message
 
+DEFAULT_STALL_TIMEOUT = 600.0  # seconds a task may run before its worker counts as hung
 _MAX_START_FAILURES = 3  # workers dying before they are ready: a broken environment
 
 

@@ -21,12 +21,14 @@ from jaxwsi._native import __version__
 if TYPE_CHECKING:
     from jaxwsi.dataset import Dataset
     from jaxwsi.errors import JaxwsiError
+    from jaxwsi.train.params import ModelParams
     from jaxwsi.project import Project, create_project, load_project
 
 # Public name → the module that defines it.
 _LAZY = {
     "Dataset": "jaxwsi.dataset",
     "JaxwsiError": "jaxwsi.errors",
+    "ModelParams": "jaxwsi.train.params",
     "Project": "jaxwsi.project",
     "create_project": "jaxwsi.project",
     "load_project": "jaxwsi.project",
@@ -50,7 +52,15 @@ _SUBPACKAGES = frozenset(
     }
 )
 
-__all__ = ["Dataset", "JaxwsiError", "Project", "__version__", "create_project", "load_project"]
+__all__ = [
+    "Dataset",
+    "JaxwsiError",
+    "ModelParams",
+    "Project",
+    "__version__",
+    "create_project",
+    "load_project",
+]
 
 
 def __getattr__(name: str) -> Any:

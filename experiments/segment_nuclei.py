@@ -20,8 +20,8 @@ import tifffile
 import yaml
 from sklearn.metrics import f1_score
 
+from jaxwsi.atomic import write_bytes_atomic
 from jaxwsi.cli import main
-from jaxwsi.segment.output import write_bytes_atomic
 
 HERE = Path(__file__).parent
 FIXTURES = HERE.parent / "tests" / "fixtures" / "segmentation"

@@ -30,10 +30,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from jaxwsi.errors import JaxwsiError
+
 Auto = Literal["auto"]
 
 
-class ConfigError(ValueError):
+class ConfigError(JaxwsiError, ValueError):
     """A segmentation configuration with a missing, unknown or invalid key."""
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from jaxwsi.errors import JaxwsiError
 from jaxwsi.segment.config import NormalizationConfig
 from jaxwsi.segment.normalize import normalize
 
@@ -29,7 +30,7 @@ IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg")
 MASK_FOLDERS = ("mask", "costmap")
 
 
-class SegmentDataError(ValueError):
+class SegmentDataError(JaxwsiError, ValueError):
     """A training folder whose files are missing, unpaired or of mismatched shapes."""
 
 

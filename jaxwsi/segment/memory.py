@@ -12,10 +12,12 @@ from typing import TypeVar
 
 import jax
 
+from jaxwsi.errors import JaxwsiError
+
 T = TypeVar("T")
 
 
-class OutOfMemoryError(RuntimeError):
+class OutOfMemoryError(JaxwsiError, RuntimeError):
     """Nothing fits on the device, even the smallest batch or patch."""
 
 

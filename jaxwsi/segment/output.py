@@ -1,30 +1,14 @@
 """Files a segmentation run writes besides checkpoints: probability TIFFs and preview PNGs,
-each written to a temporary name and renamed (a reader never sees half a file)."""
+encoded in memory and written atomically (`jaxwsi.atomic`: a reader never sees half a file)."""
 
 from __future__ import annotations
 
 import io
 import os
-import tempfile
-from pathlib import Path
 
 import numpy as np
 
-
-def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
-    """``data`` to a temporary file beside ``path``, fsynced, renamed over ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+from jaxwsi.atomic import write_bytes_atomic
 
 
 def write_tiff(path: str | os.PathLike, array: np.ndarray) -> None:

@@ -202,3 +202,21 @@ def test_bad_sizes_and_splits(datafolder, tmp_path):
             pytest.skip("needs 8 (virtual) devices")
         loader = {"datafolder": str(datafolder), "batch_size": 12}
         trainer.train(config_from_dict(settings(datafolder, tmp_path, loader=loader)))
+
+
+def test_pretrained_settings_keep_or_recompile(full_run, datafolder, tmp_path):
+    """``keep`` takes optimizer, learning rate and loss from the pretrained model's settings;
+    ``recompile`` (the default) uses the new ones."""
+    changes = {
+        "pretrained": str(full_run[0]),
+        "optimizer": "sgd",
+        "learning_rate": 0.5,
+        "loss": {"name": "dice"},
+    }
+    keep = config_from_dict(settings(datafolder, tmp_path, pretrained_settings="keep", **changes))
+    kept = trainer._settings_from_pretrained(keep)
+    assert (kept.optimizer, kept.learning_rate, kept.loss.name) == ("adam", 0.01, "bce_jaccard")
+    new = trainer._settings_from_pretrained(
+        config_from_dict(settings(datafolder, tmp_path, **changes))
+    )
+    assert (new.optimizer, new.learning_rate, new.loss.name) == ("sgd", 0.5, "dice")

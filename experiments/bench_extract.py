@@ -14,6 +14,11 @@ resized) are extracted:
   batches, encode, shuffle, write TFRecord and index, thumbnail and report; spawned workers pay
   their start-up, which includes importing ``jaxwsi``), and in-process with its direct TIFF tile
   decoding turned off (every read through OpenSlide);
+* the read-and-encode stage alone (the kept tiles in jaxwsi's chunks, the slide already planned)
+  on 2 workers of each kind: jaxwsi's ``WorkerPool`` (``python -m jaxwsi.slide._worker``
+  processes), ``ProcessPoolExecutor`` with spawn (what extract_tiles used before: it re-imports
+  ``__main__``) and a ``ThreadPoolExecutor`` (one slide handle per thread): does the GIL allow
+  threads instead of processes?
 * ceiling: JPEG encoding alone, the part no reading strategy avoids, × CPUs.
 
 Tiles/s counts kept (written) tiles. All variants write JPEG q95 with Pillow.
@@ -29,17 +34,21 @@ import os
 import platform
 import resource
 import shutil
+import threading
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import openslide
 from PIL import Image
 
-from jaxwsi.slide import WSI, extract_tiles
+from jaxwsi.slide import WSI, ExtractionSettings, extract_tiles
+from jaxwsi.slide.extract import _chunks
 from jaxwsi.slide.filters import gray_mask
+from jaxwsi.slide.tasks import SlideJob, encode_tile, plan_slide, read_chunk
 from jaxwsi.slide.tiff_tiles import TiffLevelReader
+from jaxwsi.slide.workers import WorkerPool
 from jaxwsi.slide.wsi import resize_tile, rgba_to_rgb
 from jaxwsi.testing import synthetic_slide
 
@@ -104,6 +113,49 @@ def measured(fn, *args, **kwargs):
     return result, wall, cpu_seconds() - cpu, os.getloadavg()[0]
 
 
+_local = threading.local()
+
+
+def read_chunk_threaded(job: SlideJob, indices: np.ndarray) -> list[tuple[int, bytes]]:
+    """read_chunk with one open slide per thread (a WSI handle is not shared across threads)."""
+    if getattr(_local, "wsi", None) is None:
+        _local.wsi = job.open()
+    s = job.settings
+    tiles = _local.wsi.read_tiles(indices)
+    return [(i, encode_tile(t, s.img_format, s.jpeg_quality)) for i, t in tiles]
+
+
+def read_stage(kind: str, job: SlideJob, chunks: list[np.ndarray], workers: int) -> int:
+    """Read and encode every chunk on ``workers`` of one kind; returns the tiles encoded."""
+    if kind == "pool":
+        with WorkerPool(workers) as pool:
+            for i, chunk in enumerate(chunks):
+                pool.submit(i, read_chunk, job, chunk)
+            total = 0
+            while pool.busy():
+                for done in pool.wait():
+                    if done.error is not None:
+                        raise RuntimeError(done.error)
+                    total += len(done.value)
+            return total
+    if kind == "spawn":
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(workers, mp_context=context) as executor:
+            return sum(map(len, executor.map(read_chunk, [job] * len(chunks), chunks)))
+    with ThreadPoolExecutor(workers) as executor:
+        return sum(map(len, executor.map(read_chunk_threaded, [job] * len(chunks), chunks)))
+
+
+def pool_start_seconds() -> float:
+    """Seconds until a fresh WorkerPool of 1 has run its first task."""
+    start = time.perf_counter()
+    with WorkerPool(1) as pool:
+        pool.submit(0, os.getpid)
+        while not pool.wait():
+            pass
+    return time.perf_counter() - start
+
+
 CONFIGS = {  # name: (tile_px, tile_um)
     "256px_64um": (256, 64),  # level 0 (0.25 µm/px), no resize: the common 40x extraction
     "299px_302um": (299, 302),  # level 2 (1 µm/px), 302 px resized to 299
@@ -143,6 +195,14 @@ def bench(slide_path: Path, workdir: Path, tile_px: int, tile_um: int, cpus: int
         )  # fmt: skip
         where = "in-process" if workers == 0 else f"{workers} spawned worker(s)"
         rows.append((f"jaxwsi extract_tiles, {where}, end to end", report.num_tiles[0], *times))
+    job = SlideJob(slide_path, slide_path.stem, (), ExtractionSettings(tile_px, tile_um),
+                   workdir / "plan.png")  # fmt: skip
+    chunks = _chunks(plan_slide(job))
+    for kind, name in (("pool", "jaxwsi WorkerPool (python -m jaxwsi.slide._worker)"),
+                       ("spawn", "ProcessPoolExecutor, spawn (re-imports __main__)"),
+                       ("threads", "ThreadPoolExecutor")):  # fmt: skip
+        n, *times = measured(read_stage, kind, job, chunks, 2)
+        rows.append((f"read + encode stage only, 2 × {name}", n, *times))
     _, s = timed(lambda: [encode(t) for t in sample])
     encode_rate = len(sample) / s
 
@@ -179,10 +239,7 @@ def main() -> None:
         f"{time.strftime('%Y-%m-%d %H:%M')}; {_cpu_model()}, {cpus} CPUs; load average "
         f"{os.getloadavg()[0]:.1f}; slide {args.size}x{args.size} px at {MPP} µm/px"
     )
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(1, mp_context=context) as pool:
-        _, seconds = timed(lambda: pool.submit(os.getpid).result())
-    print(f"one spawned worker starts in {seconds:.1f} s (it imports this script and jaxwsi)")
+    print(f"one jaxwsi worker process starts and runs a task in {pool_start_seconds():.1f} s")
     for name in args.configs:
         bench(slide_path, args.workdir, *CONFIGS[name], cpus)
 

@@ -151,7 +151,7 @@ def _fake_batch(config: SegmentConfig, size_in: list[int], size_out: list[int], 
     }
 
 
-def _settings_from_pretrained(config: SegmentConfig) -> SegmentConfig:
+def with_pretrained_settings(config: SegmentConfig) -> SegmentConfig:
     """``pretrained_settings: keep`` takes optimizer, learning rate, weight decay, loss and
     metrics from the pretrained model's configuration (EPySeg without "recompile")."""
     if config.pretrained is None or config.pretrained_settings != "keep":
@@ -166,7 +166,7 @@ def _settings_from_pretrained(config: SegmentConfig) -> SegmentConfig:
 
 def train(config: SegmentConfig) -> TrainResult:
     """Train a segmentation model as ``config`` says (see the module docstring)."""
-    config = _settings_from_pretrained(config)
+    config = with_pretrained_settings(config)
     run_dir = Path(config.checkpoint_dir)
     mesh = data_mesh()
     devices = mesh.devices.size

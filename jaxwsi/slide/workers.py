@@ -33,12 +33,22 @@ import time
 from collections import deque
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import jaxwsi
 from jaxwsi.slide._worker import recv_message, send_message
 
 DEFAULT_STALL_TIMEOUT = 600.0  # seconds a task may run before its worker counts as hung
 _MAX_START_FAILURES = 3  # workers dying before they are ready: a broken environment
+
+
+def _worker_environment() -> dict[str, str]:
+    """This environment, with the folder jaxwsi is imported from first on PYTHONPATH, so the
+    worker finds the same jaxwsi even when the parent put it on sys.path itself."""
+    root = str(Path(jaxwsi.__file__).resolve().parent.parent)
+    paths = [root, *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(dict.fromkeys(paths))}
 
 
 class WorkerStartError(RuntimeError):
@@ -133,6 +143,7 @@ class WorkerPool:
             [sys.executable, "-m", "jaxwsi.slide._worker", str(fd), str(os.getpid())],
             pass_fds=(fd,),
             stdin=subprocess.DEVNULL,
+            env=_worker_environment(),
         )
         child_end.close()
         send_message(parent_end, {"sys_path": list(sys.path)})

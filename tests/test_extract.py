@@ -173,6 +173,8 @@ def test_magnification_label_rois_and_cli(slides, tmp_path, fixtures_dir):
     assert 0 < len(records) == report.loc["slide0", "num_tiles"]
     sidecar = json.loads((out / "report" / "slide0.json").read_text())
     assert sidecar["roi_method"] == "inside"
+    assert sidecar["roi_files"] == str(roi_dir / "slide0.csv")
+    assert pd.isna(report.loc["slide1", "roi_files"])
     # Every centre lies in the outer square (100-900) or the triangle, not in the hole's ring.
     for record in records:
         x, y = record["loc_x"][0], record["loc_y"][0]

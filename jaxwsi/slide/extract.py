@@ -29,7 +29,7 @@ from collections import deque
 from collections.abc import Callable, Hashable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -139,7 +139,7 @@ def extract_tiles(
     check_folder_settings(out, settings)
     jobs = [_job(path, out, settings, roi_dir) for path in paths]
     todo = [job for job in jobs if overwrite or not _finished(out, job.name)]
-    for job in todo:
+    for job in jobs:  # this run's slides only: other shards' files are never touched
         _remove_leftovers(out, job.name)
     if todo:
         with _stop_on_sigterm():
@@ -259,8 +259,7 @@ def _finished(out: Path, name: str) -> bool:
 
 def _remove_leftovers(out: Path, name: str) -> None:
     """Remove the hidden temporary files a killed run left for slide ``name`` (its TFRecord,
-    index, report JSON and thumbnail). Only slides this run extracts are touched, so shards
-    writing into the same folder never remove each other's files."""
+    index, report JSON and thumbnail)."""
     stem = glob.escape(name)
     patterns = [
         (out, f".{stem}.tfrecords.tmp-*"),
@@ -347,7 +346,7 @@ def _run(
                 states[job.name] = _SlideState(job, time.perf_counter(), tasks=1)
                 runner.submit((job.name, "plan"), plan_slide, job)
             for done in runner.wait():
-                name, kind = done.key  # type: ignore[misc]
+                name, kind = cast(tuple[str, str], done.key)
                 state = states[name]
                 state.tasks -= 1
                 if done.error is not None:
@@ -420,6 +419,7 @@ def _finish(state: _SlideState, out: Path) -> int:
         "mpp": plan.mpp if plan else job.settings.mpp,  # the µm per pixel used
         "level": plan.level if plan else None,
         "num_rois": plan.num_rois if plan else None,
+        "roi_files": ";".join(map(str, job.rois)) or None,
         "seconds": round(time.perf_counter() - state.started, 3),
         "error": state.error,
         "path": str(job.path),

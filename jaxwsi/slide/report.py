@@ -2,7 +2,7 @@
 
 Every file is written atomically (`jaxwsi.atomic`), so readers never see a partial report. The
 columns are the slide's facts plus one per `ExtractionSettings` field (``mpp`` is the µm per
-pixel used: the slide's own unless overridden).
+pixel used: the slide's own unless overridden); ``roi_files`` lists the ROI files read.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ REPORT_COLUMNS = (
     *setting_names(),
     "level",
     "num_rois",
+    "roi_files",
     "seconds",
     "error",
     "path",

@@ -13,6 +13,7 @@ validate it in ``__post_init__``; the keyword, the CLI option and the report col
 from __future__ import annotations
 
 import json
+import numbers
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -103,8 +104,10 @@ class ExtractionSettings:
     )
 
     def __post_init__(self) -> None:
-        if isinstance(self.tile_px, bool) or not isinstance(self.tile_px, int) or self.tile_px < 1:
-            raise ValueError(f"tile_px must be a whole number >= 1, got {self.tile_px!r}")
+        px = self.tile_px
+        if isinstance(px, bool) or not isinstance(px, numbers.Integral) or px < 1:
+            raise ValueError(f"tile_px must be a whole number >= 1, got {px!r}")
+        object.__setattr__(self, "tile_px", int(px))  # numpy integers pickle and print as int
         if self.stride_div < 1:
             raise ValueError(f"stride_div must be at least 1, got {self.stride_div}")
         parse_magnification(self.tile_um)

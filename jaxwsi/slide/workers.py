@@ -146,7 +146,8 @@ class WorkerPool:
             env=_worker_environment(),
         )
         child_end.close()
-        send_message(parent_end, {"sys_path": list(sys.path)})
+        with contextlib.suppress(OSError):  # if it died already, _receive sees the EOF
+            send_message(parent_end, {"sys_path": list(sys.path)})
         worker = _Worker(process, parent_end)
         self._workers.append(worker)
         self._selector.register(parent_end, selectors.EVENT_READ, worker)

@@ -2,7 +2,8 @@
 
 The Python modules in `jaxwsi.io` and `jaxwsi.norm` wrap these; call those instead. Every function
 that touches files or pixels releases the GIL. Malformed TFRecords raise `TFRecordError`; missing,
-unreadable and directory paths raise `FileNotFoundError`, `PermissionError`, `IsADirectoryError`.
+unreadable and directory paths raise `FileNotFoundError`, `PermissionError`, `IsADirectoryError`;
+a Rust panic raises `InternalError` (a `RuntimeError`).
 """
 
 from collections.abc import Iterator, Sequence
@@ -22,6 +23,11 @@ Records = NDArray[np.int64]  # [N, 2]: offset of the length header, framed lengt
 
 class TFRecordError(ValueError):
     """A malformed TFRecord: the message names the file and the byte offset of the record."""
+
+class InternalError(RuntimeError):
+    """A Rust panic (a bug in jaxwsi, not bad input)."""
+
+def _panic_for_test(message: str) -> None: ...
 
 # ---- records (rust/python/src/records.rs) ----
 
@@ -48,6 +54,9 @@ def index_is_current(path: Path, records: Records) -> bool: ...
 def scan_indexes(
     paths: Sequence[Path], with_locations: bool = True
 ) -> list[tuple[Records, NDArray[np.int64] | None] | BaseException]: ...
+def scan_indexes_partial(
+    paths: Sequence[Path], with_locations: bool = True
+) -> list[tuple[Records, NDArray[np.int64] | None, tuple[int, BaseException] | None]]: ...
 def verify_paths(
     paths: Sequence[Path], parse: bool = True
 ) -> list[tuple[int, int, str] | BaseException]: ...
@@ -64,17 +73,8 @@ class NativeLoader:
         *,
         weights: Sequence[float] | None,
         clip: Sequence[int] | None,
-        seed: int,
-        shard: int,
-        num_shards: int,
-        infinite: bool,
-        shuffle: bool,
-        batch_size: int,
-        drop_remainder: bool,
-        decode: bool,
         label_slides: Sequence[str] | None,
-        skip_errors: bool,
-        num_threads: int,
+        settings: Any,  # a resolved jaxwsi.io.LoaderSettings, read by attribute
     ) -> None: ...
     @property
     def epoch(self) -> int: ...

@@ -114,11 +114,20 @@ def test_labels_follow_the_slide_feature_not_the_file_name(tmp_path):
 
 def test_len_and_drop_remainder(tmp_path):
     paths = write_files(tmp_path, [10, 7])
-    il = make(paths, batch_size=4, infinite=False)
+    il = make(paths, batch_size=4, infinite=False, drop_remainder=True)
     assert len(il) == 4 and [len(b["image"]) for b in il] == [4, 4, 4, 4]
     assert [len(b["image"]) for b in one_epoch(paths, batch_size=4)] == [4, 4, 4, 4, 1]
     with pytest.raises(TypeError, match="infinite"):
         len(make(paths))
+
+
+def test_finite_mode_keeps_the_remainder_by_default(tmp_path):
+    # Issue 9: a validation loader over 37 records with batch_size=64 yielded nothing.
+    paths = write_files(tmp_path, [20, 17])
+    il = make(paths, batch_size=64, infinite=False)
+    assert not il.settings.drop_remainder
+    assert len(il) == 1 and [len(b["image"]) for b in il] == [37]
+    assert [len(b["image"]) for b in make(paths, batch_size=16, infinite=False)] == [16, 16, 5]
 
 
 def test_each_epoch_is_a_new_order_of_the_same_records(tmp_path):

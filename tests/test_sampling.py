@@ -13,27 +13,23 @@ from interleaver_data import pairs, write_files
 
 from jaxwsi import _native
 from jaxwsi.io.interleaver import Interleaver
+from jaxwsi.io.settings import LoaderSettings
 
 
 def shard_items(counts, clip, shard, num_shards, seed=0):
     """The (file, record) pairs a shard owns, from the plan alone (nothing is read)."""
     tables = [np.zeros((n, 2), dtype=np.int64) for n in counts]
+    settings = LoaderSettings(
+        seed=seed, rank=shard, num_replicas=num_shards, infinite=False, batch_size=1,
+        decode=False, num_threads=1,
+    )  # fmt: skip
     loader = _native.NativeLoader(
         [f"unused{i}" for i in range(len(counts))],
         tables,
         weights=None,
         clip=clip,
-        seed=seed,
-        shard=shard,
-        num_shards=num_shards,
-        infinite=False,
-        shuffle=True,
-        batch_size=1,
-        drop_remainder=False,
-        decode=False,
         label_slides=None,
-        skip_errors=False,
-        num_threads=1,
+        settings=settings,
     )
     files, records = loader.shard_items()
     return list(zip(files, records, strict=True))
@@ -162,6 +158,7 @@ def test_with_drop_remainder_every_shard_yields_the_same_number_of_batches(files
     counts = []
     for worker in range(5):
         il = Interleaver(files, batch_size=4, infinite=False, num_workers=5, worker=worker,
-                         clip=[32, 25, 7, 12], rank=0, num_replicas=1, decode=False)  # fmt: skip
+                         clip=[32, 25, 7, 12], rank=0, num_replicas=1, decode=False,
+                         drop_remainder=True)  # fmt: skip
         counts.append((il.num_records, len(il), sum(1 for _ in il)))
     assert sorted(counts) == [(15, 3, 3)] * 4 + [(16, 3, 3)]

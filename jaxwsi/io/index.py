@@ -9,8 +9,15 @@ too.
 An index is trusted only while it still describes its TFRecord: the stored size/mtime must match
 (when present), the records must tile the file exactly, sampled record headers must carry valid
 length CRCs and the indexed lengths, and the last record must verify. Otherwise it is stale and is
-rebuilt (a new ``.index.npz``; legacy files are left alone). Building scans with both CRCs
-verified, in parallel over files in native code.
+rebuilt (a new ``.index.npz``; legacy files are left alone). An index file that cannot be read
+(empty, truncated, not a zip) is stale too. Building scans with both CRCs verified, in parallel
+over files in native code.
+
+A TFRecord that cannot be indexed (truncated, a bad record, missing) is *damaged*. With
+``on_error="raise"`` the loaders raise naming every damaged file (one file: its own exception;
+several: one ``TFRecordError`` listing each); with ``"skip"`` a damaged file is indexed up to its
+first bad record, kept in memory (not saved), and reported as a `Damaged` (path, offset,
+message) with a warning.
 """
 
 from __future__ import annotations
@@ -19,8 +26,10 @@ import contextlib
 import os
 import secrets
 import warnings
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -31,6 +40,30 @@ _LEGACY_SUFFIXES = (".index.npy", ".index")
 _TFRECORD_SUFFIXES = (".tfrecords", ".tfrecord")
 
 PathLike = str | os.PathLike[str]
+
+# What reading a damaged index file raises (numpy: EOFError for an empty file, BadZipFile for a
+# truncated one); such an index is stale and rebuilt.
+_UNREADABLE_INDEX = (ValueError, OSError, KeyError, EOFError, zipfile.BadZipFile)
+
+
+class Damaged(NamedTuple):
+    """A TFRecord that could not be indexed whole: the byte offset of its first bad record (0
+    when it cannot be opened) and the error message."""
+
+    path: str
+    offset: int
+    message: str
+
+
+def raise_damaged(errors: Sequence[tuple[str, BaseException]]) -> None:
+    """Raises for every damaged file: one file's own exception, or one ``TFRecordError``
+    naming each of several (chained from the first)."""
+    if not errors:
+        return
+    if len(errors) == 1:
+        raise errors[0][1]
+    lines = "\n".join(f"  {path}: {type(e).__name__}: {e}" for path, e in errors)
+    raise _native.TFRecordError(f"{len(errors)} TFRecords are damaged:\n{lines}") from errors[0][1]
 
 
 def _stem(tfrecord: Path) -> str:
@@ -90,7 +123,7 @@ def _current_index(tfrecord: Path) -> np.ndarray | None:
             continue
         try:
             records, stat = _read_index_file(candidate)
-        except (ValueError, OSError, KeyError):
+        except _UNREADABLE_INDEX:
             continue  # unreadable or malformed index: rebuild rather than trust it
         if _is_current(tfrecord, records, stat):
             return records
@@ -147,12 +180,17 @@ def build_indexes(paths: Sequence[PathLike], *, force: bool = False) -> list[str
     Scanning runs in parallel over files in native code with the GIL released. All good files
     get their index; then the first failure (in input order) is raised: ``TFRecordError`` for
     malformed or compressed files, ``FileNotFoundError``/``PermissionError``/``IsADirectoryError``
-    for the rest. Returns the index paths, in input order.
+    for the rest; several bad files raise one ``TFRecordError`` naming each. Returns the index
+    paths, in input order.
     """
     reports = index_reports(paths, force=force)
-    for report in reports:
-        if isinstance(report, BaseException):
-            raise report
+    raise_damaged(
+        [
+            (os.fspath(p), r)
+            for p, r in zip(paths, reports, strict=True)
+            if isinstance(r, BaseException)
+        ]
+    )
     return [str(r) for r in reports]
 
 
@@ -160,7 +198,7 @@ def _npz_is_current(tfrecord: Path, target: Path) -> bool:
     try:
         records, stat = _read_index_file(target)
         return _is_current(tfrecord, records, stat)
-    except (ValueError, OSError, KeyError):
+    except _UNREADABLE_INDEX:
         return False
 
 
@@ -183,29 +221,51 @@ def _folder_is_writable(tfrecord: Path) -> bool:
     return os.access(tfrecord.parent, os.W_OK) and bool(mode & 0o222)
 
 
-def _scan_and_cache(tfrecords: Sequence[Path]) -> list[tuple[np.ndarray, np.ndarray | None]]:
-    """Scans ``tfrecords`` in parallel (native, GIL released) and saves each ``.index.npz``;
-    where the folder is read-only or saving fails, the index is kept in memory, with a warning.
-    Returns (records, locations) per file; the first bad file (in input order) raises."""
-    stats = [_source_stat(t) for t in tfrecords]  # before scanning: see index_reports
-    results = _native.scan_indexes([os.fspath(t) for t in tfrecords], True)
-    scanned = []
-    for tfrecord, stat, result in zip(tfrecords, stats, results, strict=True):
-        if isinstance(result, BaseException):
-            raise result
-        records, locations = result
+Scanned = tuple[np.ndarray, np.ndarray | None]
+
+
+def _scan_and_cache(
+    tfrecords: Sequence[Path], on_error: str = "raise"
+) -> tuple[list[Scanned], list[Damaged]]:
+    """Scans ``tfrecords`` in parallel (native, GIL released) and saves each whole
+    ``.index.npz``; where the folder is read-only or saving fails, the index is kept in memory,
+    with a warning. Returns (records, locations) per file and the damaged files: with
+    ``on_error="raise"`` every damaged file is named in the exception (after the good ones are
+    saved); with ``"skip"`` a damaged file gives the index of its records before the first bad
+    one (not saved)."""
+    stats: dict[Path, np.ndarray] = {}
+    for t in tfrecords:  # before scanning: see index_reports
+        with contextlib.suppress(OSError):  # the scan reports a missing file with its path
+            stats[t] = _source_stat(t)
+    results = _native.scan_indexes_partial([os.fspath(t) for t in tfrecords], True)
+    scanned: list[Scanned] = []
+    errors: list[tuple[str, BaseException]] = []
+    damaged: list[Damaged] = []
+    for tfrecord, (records, locations, error) in zip(tfrecords, results, strict=True):
+        scanned.append((records, locations))
+        if error is not None:
+            offset, exc = error
+            errors.append((os.fspath(tfrecord), exc))
+            damaged.append(
+                Damaged(os.fspath(tfrecord), int(offset), f"{type(exc).__name__}: {exc}")
+            )
+            continue
         try:
             if not _folder_is_writable(tfrecord):
                 raise PermissionError(f"{tfrecord.parent} is read-only")
-            _write_index(tfrecord, records, locations, stat)
+            _write_index(tfrecord, records, locations, stats[tfrecord])
         except OSError as e:
             warnings.warn(f"{tfrecord}: index not saved ({e}); using it from memory", stacklevel=3)
-        scanned.append((records, locations))
-    return scanned
+    if on_error == "raise":
+        raise_damaged(errors)
+    return scanned, damaged
 
 
-def load_indexes(paths: Sequence[PathLike]) -> list[np.ndarray]:
-    """The int64 [N,2] (offset, framed length) index of each TFRecord in ``paths``.
+def load_indexes_and_damage(
+    paths: Sequence[PathLike], *, on_error: str = "raise"
+) -> tuple[list[np.ndarray], list[Damaged]]:
+    """The int64 [N,2] (offset, framed length) index of each TFRecord in ``paths``, and the
+    damaged files (always empty with ``on_error="raise"``, which raises naming each instead).
 
     Uses ``.index.npz``, ``.index.npy`` or a text ``.index`` where one is current; the others are
     scanned in parallel and saved as ``.index.npz`` (kept in memory only, with a warning, where
@@ -214,9 +274,31 @@ def load_indexes(paths: Sequence[PathLike]) -> list[np.ndarray]:
     tfrecords = [Path(p) for p in paths]
     found = [_current_index(t) for t in tfrecords]
     todo = [i for i, records in enumerate(found) if records is None]
-    for i, (records, _) in zip(todo, _scan_and_cache([tfrecords[i] for i in todo]), strict=True):
+    scanned, damaged = _scan_and_cache([tfrecords[i] for i in todo], on_error)
+    for i, (records, _) in zip(todo, scanned, strict=True):
         found[i] = records
-    return found
+    return [np.asarray(r, dtype=np.int64).reshape(-1, 2) for r in found], damaged
+
+
+def warn_damaged(damaged: Sequence[Damaged], *, stacklevel: int = 2) -> None:
+    """One RuntimeWarning naming every damaged file and where its readable part ends."""
+    if damaged:
+        lines = "\n".join(f"  {d.path} (from byte offset {d.offset}): {d.message}" for d in damaged)
+        warnings.warn(
+            f"{len(damaged)} damaged TFRecord(s); only their records before the bad one are "
+            f"used:\n{lines}",
+            RuntimeWarning,
+            stacklevel=stacklevel + 1,
+        )
+
+
+def load_indexes(paths: Sequence[PathLike], *, on_error: str = "raise") -> list[np.ndarray]:
+    """The int64 [N,2] (offset, framed length) index of each TFRecord in ``paths`` (see
+    `load_indexes_and_damage`); with ``on_error="skip"`` damaged files give their readable
+    records, with a warning naming them."""
+    indexes, damaged = load_indexes_and_damage(paths, on_error=on_error)
+    warn_damaged(damaged)
+    return indexes
 
 
 def load_index(path: PathLike) -> np.ndarray:
@@ -236,4 +318,4 @@ def load_locations(path: PathLike) -> np.ndarray | None:
             if "locations" not in npz.files:
                 return None
             return np.asarray(npz["locations"], dtype=np.int64)
-    return _scan_and_cache([tfrecord])[0][1]
+    return _scan_and_cache([tfrecord])[0][0][1]

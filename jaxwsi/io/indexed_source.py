@@ -10,6 +10,7 @@ call. Each thread gets its own native loader, so Grain's read threads do not ser
 from __future__ import annotations
 
 import copy
+import dataclasses
 import os
 import threading
 from collections.abc import Mapping, Sequence
@@ -18,6 +19,10 @@ from typing import Any
 import numpy as np
 
 from jaxwsi.io.interleaver import Interleaver
+from jaxwsi.io.settings import LoaderSettings
+
+# Settings an IndexedSource fixes: one record per call, in stored order, every record once.
+_FIXED = dict(infinite=False, shuffle=False, batch_size=1, num_threads=1, drop_remainder=False)
 
 
 class IndexedSource:
@@ -27,7 +32,9 @@ class IndexedSource:
     ``rank``/``num_replicas`` (default: the JAX process) select this replica's shard, whose
     sizes differ by at most one record across replicas. Elements are dicts: ``image``
     (uint8 [H, W, 3], or the encoded bytes when ``decode=False``), and ``label``, ``slide``,
-    ``loc_x``, ``loc_y`` as for `Interleaver`.
+    ``loc_x``, ``loc_y`` as for `Interleaver`. Other options are `LoaderSettings` fields
+    (``seed``, ``decode``, ``incl_slidenames``, ``incl_loc``, ``on_error``, ...); the order,
+    batch size and thread count are fixed here.
     """
 
     def __init__(
@@ -36,29 +43,12 @@ class IndexedSource:
         *,
         labels: Mapping[str, Any] | None = None,
         clip: int | Sequence[int] | Mapping[str, int] | None = None,
-        seed: int = 0,
-        rank: int | None = None,
-        num_replicas: int | None = None,
-        decode: bool = True,
-        incl_slidenames: bool = False,
-        incl_loc: bool = False,
+        settings: LoaderSettings | None = None,
+        **options: Any,
     ) -> None:
-        self._interleaver = Interleaver(
-            paths,
-            labels=labels,
-            clip=clip,
-            seed=seed,
-            rank=rank,
-            num_replicas=num_replicas,
-            decode=decode,
-            incl_slidenames=incl_slidenames,
-            incl_loc=incl_loc,
-            infinite=False,
-            shuffle=False,
-            batch_size=1,
-            num_threads=1,
-            drop_remainder=False,
-        )
+        settings = LoaderSettings.from_options(settings, **options)
+        settings = dataclasses.replace(settings, **_FIXED)
+        self._interleaver = Interleaver(paths, labels=labels, clip=clip, settings=settings)
         self._files, self._records = self._interleaver.shard_records()
         self._local = threading.local()
 
@@ -91,8 +81,8 @@ class IndexedSource:
         self._local = threading.local()
 
     def __repr__(self) -> str:
-        args = self._interleaver.args
+        il, s = self._interleaver, self._interleaver.settings
         return (
-            f"IndexedSource(paths={args['paths']!r}, clip={args['clip']!r}, seed={args['seed']}, "
-            f"shard={args['rank']}/{args['num_replicas']}, decode={args['decode']})"
+            f"IndexedSource(paths={il.paths!r}, clip={il.clip!r}, seed={s.seed}, "
+            f"shard={s.rank}/{s.num_replicas}, decode={s.decode})"
         )

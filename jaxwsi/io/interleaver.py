@@ -1,15 +1,17 @@
 """`Interleaver`: weighted, clipped, sharded batches of decoded tiles from many TFRecords.
 
-The Python side validates arguments, resolves defaults (rank from JAX, threads from the CPU
-count), reads the record indexes and turns label dicts into arrays; the native loader does
-the rest, one call per batch with the GIL released. See ``jaxwsi._native.NativeLoader`` and
-``rust/core/src/plan.rs`` for the sampling semantics.
+The Python side validates arguments, resolves the `LoaderSettings` (rank from JAX, threads
+from the CPU count), reads the record indexes and turns label dicts into arrays; the native
+loader does the rest, one call per batch with the GIL released. See
+``jaxwsi._native.NativeLoader`` and ``rust/core/src/plan.rs`` for the sampling semantics.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
+import resource
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -18,31 +20,34 @@ from typing import Any
 import numpy as np
 
 from jaxwsi import _native
-from jaxwsi.io.index import load_indexes
+from jaxwsi.io.index import Damaged, load_indexes_and_damage, warn_damaged
+from jaxwsi.io.settings import LoaderSettings
 
-ON_ERROR_MODES = ("raise", "skip")
 _STATE_KEYS = ("epoch", "step", "draws")
+# The native loader keeps up to this many TFRecords open (rust/core/src/loader.rs), plus what
+# the rest of the process (Grain, JAX, logs) holds.
+_NATIVE_OPEN_FILES = 256
+_OTHER_OPEN_FILES = 128
 
 
-def default_rank_and_replicas() -> tuple[int, int]:
-    """(jax.process_index(), jax.process_count()): one replica per JAX process."""
-    import jax
-
-    return jax.process_index(), jax.process_count()
-
-
-def default_num_threads(num_workers: int) -> int:
-    """The CPUs this process may use, split evenly over the workers sharing it."""
-    has_affinity = hasattr(os, "sched_getaffinity")  # not on macOS
-    cpus = len(os.sched_getaffinity(0)) if has_affinity else os.cpu_count() or 1
-    return max(1, cpus // max(1, num_workers))
-
-
-def record_tables(paths: Sequence[str]) -> list[np.ndarray]:
-    """Each file's index as int64 [N, 2] (offset, framed length), from the Slideflow-compatible
-    ``.index.npz`` beside it (built in parallel when missing or stale; see
-    `jaxwsi.io.load_indexes`, which never writes into read-only folders)."""
-    return [np.asarray(r, dtype=np.int64).reshape(-1, 2) for r in load_indexes(paths)]
+def ensure_open_file_limit(num_files: int) -> None:
+    """Raises the soft RLIMIT_NOFILE toward the hard limit when the loader may need more open
+    files than it allows (macOS starts at 256); warns when even the hard limit is too low (the
+    loader then fails with an error saying so if it does run out)."""
+    needed = min(num_files, _NATIVE_OPEN_FILES) + _OTHER_OPEN_FILES
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft >= needed:
+        return
+    target = needed if hard == resource.RLIM_INFINITY else min(hard, needed)
+    if target > soft:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    if target < needed:
+        warnings.warn(
+            f"the open-file limit is {target} (hard limit); the loader over {num_files} "
+            f"TFRecords may need {needed}: raise it (`ulimit -n {needed}`)",
+            RuntimeWarning,
+            stacklevel=3,
+        )
 
 
 def per_file(value: Any, paths: Sequence[str], name: str, kind: type) -> list[Any] | None:
@@ -94,17 +99,16 @@ class Interleaver:
 
     - ``weights``: per-file sampling weights (sequence or dict by path); ``clip``: per-file
       maximum record count (int for all, sequence or dict), a seeded fixed subset.
-    - ``infinite=True``: files drawn ∝ weight, a fresh record order per pass, never ends.
-      ``infinite=False``: each clipped record exactly once per epoch across all shards; one
-      ``for`` loop is one epoch and the next loop is the next epoch (reshuffled). With
-      ``drop_remainder`` (default) every shard yields ``len()`` batches, that of the smallest
-      shard, so a few records (< batch_size + 1 per shard) are left out of each epoch; use
-      ``drop_remainder=False`` to read every record (the last batch is then shorter).
-    - ``shuffle=False``: records in stored order; in finite mode files one after another.
-    - Shard = ``rank * num_workers + worker`` of ``num_replicas * num_workers``; rank and
-      num_replicas default to ``jax.process_index()`` / ``jax.process_count()``.
-    - ``on_error="raise"`` stops at a bad record (naming file and record); ``"skip"`` leaves
-      it out, counts it in ``skipped`` and warns.
+    - Options (``batch_size``, ``infinite``, ``shuffle``, ``seed``, ``rank``, ``num_workers``,
+      ``drop_remainder``, ``on_error``, ...) are the fields of `LoaderSettings`, where their
+      defaults and meaning are documented; pass them as keywords or ``settings=`` whole.
+    - ``infinite=False``: one ``for`` loop is one epoch over every clipped record of the shard
+      (the last batch may be shorter unless ``drop_remainder=True``); the next loop is the next
+      epoch, reshuffled.
+    - ``on_error="raise"`` stops at a bad record (naming file and record) and, when indexes
+      are built, at damaged files (naming every one); ``"skip"`` leaves bad records out
+      (counted in ``skipped``, with a warning), indexes damaged files up to their first bad
+      record and lists them in ``damaged`` (with a warning).
 
     The stream is a pure function of (files, weights, clip, seed, epoch, shard);
     ``get_state()``/``set_state()`` resume it exactly. Instances pickle (the native loader is
@@ -118,99 +122,74 @@ class Interleaver:
         labels: Mapping[str, Any] | None = None,
         weights: Sequence[float] | Mapping[str, float] | None = None,
         clip: int | Sequence[int] | Mapping[str, int] | None = None,
-        batch_size: int = 64,
-        infinite: bool = True,
-        shuffle: bool = True,
-        seed: int = 0,
-        rank: int | None = None,
-        num_replicas: int | None = None,
-        worker: int = 0,
-        num_workers: int = 1,
-        decode: bool = True,
-        incl_slidenames: bool = False,
-        incl_loc: bool = False,
-        num_threads: int | None = None,
-        drop_remainder: bool = True,
-        on_error: str = "raise",
+        settings: LoaderSettings | None = None,
+        **options: Any,
     ) -> None:
         paths = [os.fspath(p) for p in paths]
         if not paths:
             raise ValueError("Interleaver needs at least one TFRecord path")
-        if on_error not in ON_ERROR_MODES:
-            raise ValueError(f"on_error must be one of {ON_ERROR_MODES}, not {on_error!r}")
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, not {batch_size}")
-        if rank is None or num_replicas is None:
-            default_rank, default_replicas = default_rank_and_replicas()
-            rank = default_rank if rank is None else rank
-            num_replicas = default_replicas if num_replicas is None else num_replicas
-        if not 0 <= rank < num_replicas:
-            raise ValueError(f"rank {rank} is out of range for {num_replicas} replicas")
-        if not 0 <= worker < num_workers:
-            raise ValueError(f"worker {worker} is out of range for {num_workers} workers")
+        self.settings = LoaderSettings.from_options(settings, **options).resolved()
         weight_list = per_file(weights, paths, "weights", float)
-        if weight_list is not None and infinite and not any(weight_list):
+        if weight_list is not None and self.settings.infinite and not any(weight_list):
             raise ValueError("all weights are zero; nothing can be drawn")
-        self._args: dict[str, Any] = dict(
-            paths=paths,
-            labels=None if labels is None else dict(labels),
-            weights=weight_list,
-            clip=per_file(clip, paths, "clip", int),
-            batch_size=int(batch_size),
-            infinite=bool(infinite),
-            shuffle=bool(shuffle),
-            seed=int(seed),
-            rank=int(rank),
-            num_replicas=int(num_replicas),
-            worker=int(worker),
-            num_workers=int(num_workers),
-            decode=bool(decode),
-            incl_slidenames=bool(incl_slidenames),
-            incl_loc=bool(incl_loc),
-            num_threads=int(num_threads or default_num_threads(num_workers)),
-            drop_remainder=bool(drop_remainder),
-            on_error=on_error,
-        )
-        if self._args["labels"] is not None:
-            self._label_names, self._label_table = label_table(self._args["labels"])
+        self.paths = paths
+        self.labels = None if labels is None else dict(labels)
+        self.weights = weight_list
+        self.clip = per_file(clip, paths, "clip", int)
+        if self.labels is not None:
+            self._label_names, self._label_table = label_table(self.labels)
         self._native_loader: Any = None
         self._pending_state: dict[str, Any] | None = None
+        self._damaged: list[Damaged] = []
         self.skipped = 0
 
     @property
     def shard(self) -> int:
         """Global shard id: ``rank * num_workers + worker``."""
-        return self._args["rank"] * self._args["num_workers"] + self._args["worker"]
+        s = self.settings
+        assert s.rank is not None  # resolved
+        return s.rank * s.num_workers + s.worker
 
     @property
     def num_shards(self) -> int:
         """``num_replicas * num_workers``."""
-        return self._args["num_replicas"] * self._args["num_workers"]
+        s = self.settings
+        assert s.num_replicas is not None  # resolved
+        return s.num_replicas * s.num_workers
 
     @property
     def args(self) -> dict[str, Any]:
-        """The resolved constructor arguments (a copy)."""
-        return dict(self._args)
+        """The data (paths, labels, weights, clip) and resolved settings, as one dict."""
+        data = dict(paths=self.paths, labels=self.labels, weights=self.weights, clip=self.clip)
+        return {**data, **self.settings.as_dict()}
+
+    def with_settings(self, **changes: Any) -> Interleaver:
+        """A new Interleaver over the same data with some settings changed."""
+        settings = dataclasses.replace(self.settings, **changes)
+        return Interleaver(
+            self.paths, labels=self.labels, weights=self.weights, clip=self.clip, settings=settings
+        )
+
+    @property
+    def damaged(self) -> list[Damaged]:
+        """The damaged files left partly out under ``on_error="skip"``: (path, byte offset of
+        the first bad record, message). Reading it builds the indexes (once)."""
+        self._loader()
+        return list(self._damaged)
 
     def _loader(self) -> Any:
         if self._native_loader is None:
-            a = self._args
+            s = self.settings
+            tables, self._damaged = load_indexes_and_damage(self.paths, on_error=s.on_error)
+            warn_damaged(self._damaged, stacklevel=4)
+            ensure_open_file_limit(len(self.paths))
             self._native_loader = _native.NativeLoader(
-                a["paths"],
-                record_tables(a["paths"]),
-                weights=a["weights"],
-                clip=a["clip"],
-                seed=a["seed"],
-                shard=self.shard,
-                num_shards=self.num_shards,
-                infinite=a["infinite"],
-                shuffle=a["shuffle"],
-                batch_size=a["batch_size"],
-                drop_remainder=a["drop_remainder"],
-                decode=a["decode"],
-                label_slides=self._label_names if a["labels"] is not None else None,
-                skip_errors=a["on_error"] == "skip",
-                num_threads=a["num_threads"],
+                self.paths,
+                tables,
+                weights=self.weights,
+                clip=self.clip,
+                label_slides=self._label_names if self.labels is not None else None,
+                settings=s,
             )
             if self._pending_state is not None:
                 self._apply_state(self._pending_state)
@@ -237,16 +216,16 @@ class Interleaver:
                 stacklevel=3,
             )
         image = raw["image"]
-        if not self._args["decode"]:
+        if not self.settings.decode:
             encoded = np.empty(len(image), dtype=object)
             encoded[:] = image
             image = encoded
         out: dict[str, np.ndarray] = {"image": image}
-        if self._args["labels"] is not None:
+        if self.labels is not None:
             out["label"] = self._label_table[raw["label_row"]]
-        if self._args["incl_slidenames"]:
+        if self.settings.incl_slidenames:
             out["slide"] = np.asarray(raw["slide"], dtype=str)
-        if self._args["incl_loc"]:
+        if self.settings.incl_loc:
             out["loc_x"] = raw["loc"][:, 0].copy()
             out["loc_y"] = raw["loc"][:, 1].copy()
         return out
@@ -263,7 +242,7 @@ class Interleaver:
 
     def __len__(self) -> int:
         """Batches per epoch in this shard (finite streams only; before any skipped records)."""
-        if self._args["infinite"]:
+        if self.settings.infinite:
             raise TypeError("an infinite Interleaver has no length")
         return int(self._loader().batches_per_epoch)
 
@@ -300,8 +279,8 @@ class Interleaver:
         self.__dict__.update(state)
 
     def __repr__(self) -> str:
-        a = self._args
+        s = self.settings
         return (
-            f"Interleaver({len(a['paths'])} files, batch_size={a['batch_size']}, "
-            f"infinite={a['infinite']}, shard={self.shard}/{self.num_shards}, seed={a['seed']})"
+            f"Interleaver({len(self.paths)} files, batch_size={s.batch_size}, "
+            f"infinite={s.infinite}, shard={self.shard}/{self.num_shards}, seed={s.seed})"
         )

@@ -59,6 +59,14 @@ pub enum ErrorKind {
         /// Why the file cannot be handled.
         reason: String,
     },
+    /// A GZIP/ZLIB stream that does not decompress (bad header, corrupt deflate data); the
+    /// offset counts decompressed bytes up to the record being read.
+    Compressed {
+        /// `GZIP` or `ZLIB`.
+        format: &'static str,
+        /// The decoder's message.
+        message: String,
+    },
     /// An operating-system I/O error (missing file, permission, a directory, a read failure).
     Io {
         /// The `std::io::ErrorKind`, kept so bindings can map it (e.g. to `FileNotFoundError`).
@@ -174,6 +182,10 @@ impl fmt::Display for Error {
                 "bad tf.train.Example in record at byte offset {at}: {field}: {reason}"
             ),
             ErrorKind::Unsupported { reason } => write!(f, "{reason}"),
+            ErrorKind::Compressed { format, message } => write!(
+                f,
+                "corrupted {format} stream before decompressed byte offset {at}: {message}"
+            ),
             ErrorKind::Io { message, .. } => {
                 write!(f, "I/O error at byte offset {at}: {message}")
             }

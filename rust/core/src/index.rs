@@ -39,25 +39,44 @@ fn first_i64(feature: &Option<Feature<'_>>) -> Option<i64> {
 /// record that is not one is an error naming its offset) and `loc_x`/`loc_y` are collected.
 /// Compressed files are refused: their byte offsets would not be file offsets.
 pub fn scan_file(path: &Path, with_locations: bool) -> Result<FileIndex> {
-    let mut reader = FileRecords::open_uncompressed(path, true)?;
+    match scan_file_partial(path, with_locations) {
+        (index, None) => Ok(index),
+        (_, Some(e)) => Err(e),
+    }
+}
+
+/// Like [`scan_file`], but keeps what was readable: the index of every record before the first
+/// bad one (all verified), and that error, if any. A file that cannot be opened (or is
+/// compressed) gives an empty index and the error. Used by loaders that skip damaged files.
+pub fn scan_file_partial(path: &Path, with_locations: bool) -> (FileIndex, Option<Error>) {
     let mut index = FileIndex::default();
+    let mut reader = match FileRecords::open_uncompressed(path, true) {
+        Ok(reader) => reader,
+        Err(e) => return (index, Some(e)),
+    };
     let mut locations = with_locations.then(Vec::new);
-    while let Some(rec) = reader.next_record()? {
+    let error = loop {
+        let rec = match reader.next_record() {
+            Ok(Some(rec)) => rec,
+            Ok(None) => break None,
+            Err(e) => break Some(e),
+        };
+        if let Some(locs) = &mut locations {
+            let (offset, data) = (rec.offset, rec.data);
+            match parse_selected(data, &["loc_x", "loc_y"]) {
+                Ok(sel) => match (first_i64(&sel[0]), first_i64(&sel[1])) {
+                    (Some(x), Some(y)) => locs.push([x, y]),
+                    _ => locations = None,
+                },
+                Err(e) => break Some(e.shifted(offset).with_path(path)),
+            }
+        }
         index
             .records
             .push([rec.offset as i64, rec.framed_len as i64]);
-        if let Some(locs) = &mut locations {
-            let (offset, data) = (rec.offset, rec.data);
-            let sel = parse_selected(data, &["loc_x", "loc_y"])
-                .map_err(|e| e.shifted(offset).with_path(path))?;
-            match (first_i64(&sel[0]), first_i64(&sel[1])) {
-                (Some(x), Some(y)) => locs.push([x, y]),
-                _ => locations = None,
-            }
-        }
-    }
-    index.locations = locations.filter(|l| !l.is_empty());
-    Ok(index)
+    };
+    index.locations = locations.filter(|l| !l.is_empty() && l.len() == index.records.len());
+    (index, error)
 }
 
 /// Scans many files in parallel (rayon's global pool); one result per path, in input order.
@@ -65,6 +84,17 @@ pub fn scan_files(paths: &[PathBuf], with_locations: bool) -> Vec<Result<FileInd
     paths
         .par_iter()
         .map(|p| scan_file(p, with_locations))
+        .collect()
+}
+
+/// [`scan_file_partial`] over many files in parallel; one result per path, in input order.
+pub fn scan_files_partial(
+    paths: &[PathBuf],
+    with_locations: bool,
+) -> Vec<(FileIndex, Option<Error>)> {
+    paths
+        .par_iter()
+        .map(|p| scan_file_partial(p, with_locations))
         .collect()
 }
 
@@ -169,5 +199,28 @@ mod tests {
         assert_eq!(ib.locations, None);
         std::fs::remove_file(a).unwrap();
         std::fs::remove_file(b).unwrap();
+    }
+
+    #[test]
+    fn partial_scan_keeps_the_records_before_a_truncation() {
+        let p = std::env::temp_dir().join(format!("jaxwsi-index-p-{}", std::process::id()));
+        write_tiles(&p, 4, true);
+        let full = scan_file(&p, true).unwrap();
+        let bytes = std::fs::read(&p).unwrap();
+        let cut = full.records[2][0] as usize + 5; // inside the header of record 2
+        std::fs::write(&p, &bytes[..cut]).unwrap();
+        let (index, error) = scan_file_partial(&p, true);
+        assert_eq!(index.records, full.records[..2]);
+        assert_eq!(
+            index.locations.as_deref(),
+            Some(&full.locations.unwrap()[..2])
+        );
+        let e = error.unwrap();
+        assert_eq!(e.offset, full.records[2][0] as u64);
+        assert!(scan_file(&p, true).is_err());
+        std::fs::remove_file(&p).unwrap();
+        let (index, error) = scan_file_partial(&p, true);
+        assert!(index.records.is_empty());
+        assert_eq!(error.unwrap().io_kind(), Some(std::io::ErrorKind::NotFound));
     }
 }

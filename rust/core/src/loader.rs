@@ -457,17 +457,45 @@ fn tile_error(config: &LoaderConfig, item: Item, reason: String) -> LoaderError 
 /// Files a loader keeps open at most; beyond this the cache starts over.
 const MAX_OPEN_FILES: usize = 256;
 
+/// `EMFILE`: the process has as many files open as its limit allows.
+const TOO_MANY_OPEN_FILES: i32 = 24;
+
 /// Makes sure every file of `items` is in `open`: cached handles are reused, failed opens are
-/// retried (an open failure is reported per item, as a read error would be).
+/// retried (an open failure is reported per item, as a read error would be). When the process
+/// runs out of file descriptors, the cached handles this batch does not need are closed and the
+/// open is tried again.
 fn open_files(open: &mut HashMap<usize, std::io::Result<File>>, paths: &[PathBuf], items: &[Item]) {
     open.retain(|_, f| f.is_ok());
     if open.len() + items.len() > MAX_OPEN_FILES {
         open.clear();
     }
     for item in items {
-        open.entry(item.file)
-            .or_insert_with(|| File::open(&paths[item.file]));
+        if open.contains_key(&item.file) {
+            continue;
+        }
+        let mut file = File::open(&paths[item.file]);
+        if matches!(&file, Err(e) if e.raw_os_error() == Some(TOO_MANY_OPEN_FILES)) {
+            open.retain(|k, _| items.iter().any(|it| it.file == *k));
+            file = File::open(&paths[item.file]);
+        }
+        open.insert(item.file, file);
     }
+}
+
+/// The error of a failed open, with advice when the open-file limit is the cause.
+fn open_error(e: &std::io::Error, path: &Path, offset: u64) -> RecordError {
+    if e.raw_os_error() != Some(TOO_MANY_OPEN_FILES) {
+        return RecordError::io(e, Some(path), offset);
+    }
+    let advice = std::io::Error::new(
+        e.kind(),
+        format!(
+            "{e}: the process may open too few files for this loader (it keeps up to \
+             {MAX_OPEN_FILES} TFRecords open, plus what else is open); raise the limit \
+             (`ulimit -n 4096`) or use fewer loader workers"
+        ),
+    );
+    RecordError::io(&advice, Some(path), offset)
 }
 
 /// Reads one run of adjacent records into `buf`.
@@ -480,7 +508,7 @@ fn read_run(
     let path: &Path = &config.paths[run.file];
     let file = files[&run.file]
         .as_ref()
-        .map_err(|e| RecordError::io(e, Some(path), run.offset))?;
+        .map_err(|e| open_error(e, path, run.offset))?;
     buf.resize(run.len as usize, 0);
     read_exact_at(file, buf, run.offset).map_err(|e| RecordError::io(&e, Some(path), run.offset))
 }

@@ -153,9 +153,36 @@ impl FileRecords {
     }
 
     /// The next record (`Ok(None)` at the end); errors name the file and the record offset.
+    /// A decoder failure of a compressed file is a format error ([`ErrorKind::Compressed`]),
+    /// not an I/O error: flate2 reports bad streams as `InvalidInput`/`InvalidData`.
     pub fn next_record(&mut self) -> Result<Option<Record<'_>>> {
-        let path = &self.path;
-        self.reader.next_record().map_err(|e| e.with_path(path))
+        let (path, compression) = (&self.path, self.compression);
+        self.reader
+            .next_record()
+            .map_err(|e| decoder_error(e, compression).with_path(path))
+    }
+}
+
+/// Reclassifies the I/O errors a GZIP/ZLIB decoder raises for a corrupt stream.
+fn decoder_error(e: Error, compression: Compression) -> Error {
+    let format = match compression {
+        Compression::None => return e,
+        Compression::Gzip => "GZIP",
+        Compression::Zlib => "ZLIB",
+    };
+    match &e.kind {
+        ErrorKind::Io {
+            kind:
+                io::ErrorKind::InvalidInput | io::ErrorKind::InvalidData | io::ErrorKind::UnexpectedEof,
+            message,
+        } => Error {
+            kind: ErrorKind::Compressed {
+                format,
+                message: message.clone(),
+            },
+            ..e
+        },
+        _ => e,
     }
 }
 
@@ -196,6 +223,32 @@ mod tests {
                 FileRecords::open_uncompressed(&p, true).is_ok(),
                 kind == Compression::None
             );
+            std::fs::remove_file(&p).unwrap();
+        }
+    }
+
+    #[test]
+    fn corrupt_gzip_and_zlib_are_format_errors() {
+        // Valid magic bytes, then garbage: the decoder fails (flate2 says InvalidInput).
+        for (name, bytes) in [
+            (
+                "badgz",
+                vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3, 0xff, 0xff, 0xff, 0xff],
+            ),
+            (
+                "badzl",
+                vec![0x78, 0x9c, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0],
+            ),
+        ] {
+            let p = temp_path(name);
+            std::fs::write(&p, &bytes).unwrap();
+            let mut r = FileRecords::open(&p, true).unwrap();
+            let e = r.next_record().unwrap_err();
+            assert!(
+                matches!(e.kind, ErrorKind::Compressed { .. }),
+                "{name}: {e:?}"
+            );
+            assert!(e.to_string().contains(&*p.to_string_lossy()), "{e}");
             std::fs::remove_file(&p).unwrap();
         }
     }

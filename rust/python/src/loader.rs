@@ -17,7 +17,7 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList};
 
-use crate::errors::{guarded, to_py_err, TFRecordError};
+use crate::errors::{guarded, loader_err, poisoned};
 
 /// Buffers kept for reuse; more than the few batches a pipeline holds at once is waste.
 const MAX_POOLED_BUFFERS: usize = 8;
@@ -42,12 +42,32 @@ impl Drop for PooledBuffer {
     }
 }
 
-fn loader_err(e: LoaderError) -> PyErr {
-    match e {
-        LoaderError::Record(e) => to_py_err(e),
-        LoaderError::Tile { .. } => TFRecordError::new_err(e.to_string()),
-        LoaderError::Plan(_) | LoaderError::MissingLabel { .. } | LoaderError::Config(_) => {
-            PyValueError::new_err(e.to_string())
+/// The loader options, read by attribute from a resolved `jaxwsi.io.LoaderSettings` (the one
+/// place their defaults live); options only the Python side uses are not read here.
+#[derive(FromPyObject)]
+struct Settings {
+    batch_size: usize,
+    infinite: bool,
+    shuffle: bool,
+    seed: u64,
+    rank: u64,
+    num_replicas: u64,
+    worker: u64,
+    num_workers: u64,
+    decode: bool,
+    drop_remainder: bool,
+    on_error: String,
+    num_threads: usize,
+}
+
+impl Settings {
+    fn on_error(&self) -> PyResult<OnError> {
+        match self.on_error.as_str() {
+            "raise" => Ok(OnError::Raise),
+            "skip" => Ok(OnError::Skip),
+            other => Err(PyValueError::new_err(format!(
+                "on_error must be 'raise' or 'skip', not {other:?}"
+            ))),
         }
     }
 }
@@ -62,9 +82,7 @@ pub struct NativeLoader {
 
 impl NativeLoader {
     fn lock(&self) -> PyResult<std::sync::MutexGuard<'_, Loader>> {
-        self.loader
-            .lock()
-            .map_err(|_| TFRecordError::new_err("loader poisoned by an earlier internal error"))
+        self.loader.lock().map_err(|_| poisoned("loader"))
     }
 
     /// Runs `f` on the loader with the GIL released, with a pooled pixel buffer.
@@ -140,28 +158,17 @@ impl NativeLoader {
 
 #[pymethods]
 impl NativeLoader {
-    /// `records[f]` is file `f`'s index: int64 `[N, 2]` of (offset, framed length).
+    /// `records[f]` is file `f`'s index: int64 `[N, 2]` of (offset, framed length);
+    /// `settings` a resolved `jaxwsi.io.LoaderSettings`.
     #[new]
-    #[pyo3(signature = (paths, records, *, weights, clip, seed, shard, num_shards, infinite,
-                        shuffle, batch_size, drop_remainder, decode, label_slides, skip_errors,
-                        num_threads))]
-    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (paths, records, *, weights, clip, label_slides, settings))]
     fn new(
         paths: Vec<PathBuf>,
         records: Vec<PyReadonlyArray2<'_, i64>>,
         weights: Option<Vec<f64>>,
         clip: Option<Vec<u64>>,
-        seed: u64,
-        shard: u64,
-        num_shards: u64,
-        infinite: bool,
-        shuffle: bool,
-        batch_size: usize,
-        drop_remainder: bool,
-        decode: bool,
         label_slides: Option<Vec<String>>,
-        skip_errors: bool,
-        num_threads: usize,
+        settings: Settings,
     ) -> PyResult<Self> {
         let records = records
             .iter()
@@ -187,36 +194,33 @@ impl NativeLoader {
                 .map(|(i, name)| (name, i as u32))
                 .collect::<HashMap<String, u32>>()
         });
+        let s = &settings;
         let plan = PlanSpec {
             counts: records.iter().map(|r| r.len() as u64).collect(),
             weights,
             clip,
-            seed,
-            shard,
-            num_shards,
-            infinite,
-            shuffle,
+            seed: s.seed,
+            shard: s.rank * s.num_workers + s.worker,
+            num_shards: s.num_replicas * s.num_workers,
+            infinite: s.infinite,
+            shuffle: s.shuffle,
         };
         let config = LoaderConfig {
             paths,
             records,
             plan,
-            batch_size,
-            drop_remainder,
-            decode,
+            batch_size: s.batch_size,
+            drop_remainder: s.drop_remainder,
+            decode: s.decode,
             label_rows,
-            on_error: if skip_errors {
-                OnError::Skip
-            } else {
-                OnError::Raise
-            },
-            num_threads,
+            on_error: s.on_error()?,
+            num_threads: s.num_threads,
         };
         let loader = Loader::new(config).map_err(loader_err)?;
         Ok(NativeLoader {
             loader: Mutex::new(loader),
             pool: Arc::new(Mutex::new(Vec::new())),
-            decode,
+            decode: settings.decode,
         })
     }
 

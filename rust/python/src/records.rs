@@ -11,7 +11,7 @@ use std::sync::Mutex;
 use jaxwsi_core::error::Error;
 use jaxwsi_core::example::{encode_example, parse_example, Feature};
 use jaxwsi_core::framing::RecordWriter;
-use jaxwsi_core::index::{index_matches, scan_files, FileIndex};
+use jaxwsi_core::index::{index_matches, scan_files, scan_files_partial, FileIndex};
 use jaxwsi_core::stream::FileRecords;
 use jaxwsi_core::verify::verify_files;
 use numpy::{PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2};
@@ -19,7 +19,7 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
 
-use crate::errors::{guarded, to_py_err, TFRecordError};
+use crate::errors::{guarded, poisoned, to_py_err};
 
 /// Builds the Python value of one feature: 1 bytes value → `bytes`, several → `list[bytes]`,
 /// int64 → 1-D `np.int64` array, float → 1-D `np.float32` array.
@@ -36,8 +36,7 @@ fn feature_to_py<'py>(py: Python<'py>, feature: Feature<'_>) -> PyResult<Bound<'
 }
 
 fn lock<T>(m: &Mutex<T>) -> PyResult<std::sync::MutexGuard<'_, T>> {
-    m.lock()
-        .map_err(|_| TFRecordError::new_err("reader poisoned by an earlier internal error"))
+    m.lock().map_err(|_| poisoned("TFRecord reader"))
 }
 
 /// Iterator over `(offset, framed_length, features)` of a TFRecord file.
@@ -254,6 +253,28 @@ fn scan_indexes<'py>(
         .collect()
 }
 
+/// Like `scan_indexes`, but keeps what is readable: one `(records, locations, error)` per path,
+/// where `records`/`locations` cover the records before the first bad one and `error` is `None`
+/// or `(byte offset, exception)` of the bad record (offset 0 for a file that cannot be opened).
+#[pyfunction]
+#[pyo3(signature = (paths, with_locations = true))]
+fn scan_indexes_partial<'py>(
+    py: Python<'py>,
+    paths: Vec<PathBuf>,
+    with_locations: bool,
+) -> PyResult<Vec<Bound<'py, PyTuple>>> {
+    let results = py.detach(|| guarded(|| Ok(scan_files_partial(&paths, with_locations))))?;
+    results
+        .into_iter()
+        .map(|(index, error)| {
+            let (records, locations) =
+                index_to_py(py, index)?.extract::<(Bound<'py, PyAny>, Bound<'py, PyAny>)>()?;
+            let error = error.map(|e| (e.offset, to_py_err(e).into_value(py)));
+            (records, locations, error).into_pyobject(py)
+        })
+        .collect()
+}
+
 /// True when `records` (int64 [N,2] of offset, framed length) still describes the file at
 /// `path`; see `jaxwsi_core::index::index_matches`.
 #[pyfunction]
@@ -303,6 +324,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(open_records, m)?)?;
     m.add_function(wrap_pyfunction!(encode_example_bytes, m)?)?;
     m.add_function(wrap_pyfunction!(scan_indexes, m)?)?;
+    m.add_function(wrap_pyfunction!(scan_indexes_partial, m)?)?;
     m.add_function(wrap_pyfunction!(verify_paths, m)?)?;
     m.add_function(wrap_pyfunction!(index_is_current, m)?)?;
     Ok(())

@@ -1,6 +1,10 @@
 """Training infrastructure shared by every trainer (tile, segmentation, MIL): the data-parallel
 mesh, optimizers, the functional train state and jitted steps, orbax checkpoints, stop-on-signal,
-TensorBoard events and progress bars."""
+TensorBoard events and progress bars; and the tile trainer (`build_trainer`, `load_trainer`,
+`ModelParams`, the loss tables), imported on first use."""
+
+import importlib
+from typing import Any
 
 from jaxwsi.train.checkpoint import Checkpointer, CheckpointError
 from jaxwsi.train.events import EventLog
@@ -11,7 +15,31 @@ from jaxwsi.train.state import TrainState
 from jaxwsi.train.step import make_eval_step, make_train_step
 from jaxwsi.train.stop import StopRequest
 
+# Tile-trainer names → their modules (imported on first access: the trainer pulls in the models).
+_LAZY = {
+    "AllLossDict": "jaxwsi.train.losses",
+    "ClassificationLossDict": "jaxwsi.train.losses",
+    "LinearLossDict": "jaxwsi.train.losses",
+    "ModelParams": "jaxwsi.train.params",
+    "RegressionLossDict": "jaxwsi.train.losses",
+    "SurvivalLossDict": "jaxwsi.train.losses",
+    "Trainer": "jaxwsi.train.trainer",
+    "TrainerOptions": "jaxwsi.train.trainer",
+    "build_trainer": "jaxwsi.train.trainer",
+    "load_trainer": "jaxwsi.train.trainer",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'jaxwsi.train' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_LAZY[name]), name)
+    globals()[name] = value
+    return value
+
+
 __all__ = [
+    *_LAZY,
     "CheckpointError",
     "Checkpointer",
     "EventLog",

@@ -22,6 +22,7 @@ from jaxwsi.atomic import write_text_atomic
 from jaxwsi.dataset.dataset import Dataset
 from jaxwsi.dataset.errors import DatasetError
 from jaxwsi.dataset.labels import as_headers
+from jaxwsi.errors import JaxwsiError
 from jaxwsi.experiment.model_dir import find_model_dir, model_name, new_model_dir
 from jaxwsi.experiment.parallel import Execution, run_trials
 from jaxwsi.experiment.plan import Run, ValidationPlan, plan_runs
@@ -52,8 +53,13 @@ class Trial:
     options: dict[str, Any] = field(default_factory=dict)
 
 
+class TrainingStopped(JaxwsiError):
+    """A trial stopped by Ctrl-C / SIGTERM (its checkpoint saved): the plan stops too."""
+
+
 def run_trial(trial: Trial) -> dict[str, Any]:
-    """Train one model with the tile trainer; write ``results.json``; return the results."""
+    """Train one model with the tile trainer (`jaxwsi.train.build_trainer`); write
+    ``results.json``; return the results (``{"epoch{N}": metrics}``)."""
     from jaxwsi.train.params import ModelParams
     from jaxwsi.train.trainer import build_trainer
 
@@ -62,17 +68,32 @@ def run_trial(trial: Trial) -> dict[str, Any]:
     if trial.resume and finished.is_file():
         return json.loads(finished.read_text())
     hp = ModelParams.from_dict(trial.hp)
-    trainer = build_trainer(
-        hp,
-        outdir=outdir,
-        labels=trial.outcomes,
-        config=trial.config,
-        **trial.options,
-    )
+    trainer = build_trainer(hp, outdir, trial.outcomes, config=trial.config, **trial.options)
     results = trainer.train(trial.training, trial.validation, resume=trial.resume)
+    if not results:
+        raise TrainingStopped(
+            f"training of {outdir} was stopped (checkpoint saved): run the same plan again "
+            "with resume=True to continue it"
+        )
     results = json.loads(json.dumps(results, default=float))
     write_text_atomic(finished, json.dumps(results, indent=1) + "\n")
     return results
+
+
+def trainer_options(request: TrainRequest, hp: ModelParams) -> dict[str, Any]:
+    """`build_trainer` options of a request: a survival model's event column is the first
+    ``input_header`` column (as in Slideflow), the other columns are clinical inputs."""
+    options = dict(request.trainer_options)
+    headers = as_headers(request.input_header) if request.input_header else []
+    if hp.model_type() == "survival":
+        if not headers:
+            raise DatasetError(
+                f"a survival model (loss {hp.loss!r}) needs its event column as input_header"
+            )
+        options["event_header"], headers = headers[0], headers[1:]
+    if headers:
+        options["input_header"] = headers
+    return options
 
 
 def check_outcomes(dataset: Dataset, outcomes: Sequence[str], where: str) -> None:
@@ -218,9 +239,7 @@ def train_plan(
             use_float=hp.model_type() != "classification",
             val_dataset=request.val_dataset,
         )
-        options = dict(request.trainer_options)
-        if request.input_header is not None:
-            options["input_header"] = request.input_header
+        options = trainer_options(request, hp)
         for run in runs:
             name = model_name(outcomes, hp_name, run.fold)
             folder, resumed = _trial_dir(project.models_dir, name, request.resume)

@@ -18,6 +18,7 @@ every output voxel sees its full context and tiles stitch without border artefac
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import jax
@@ -73,21 +74,18 @@ class UNet2D(nnx.Module):
     ) -> None:
         self.depth = depth
         widths = [features * 2**i for i in range(depth + 1)]
-        block = {"ndim": 2, "padding": "SAME", "affine": True, "rngs": rngs}
+        block = functools.partial(ConvBlock, ndim=2, padding="SAME", affine=True, rngs=rngs)
         self.down = nnx.List(
-            [
-                ConvBlock(cin, w, w, **block)
-                for cin, w in zip([nchannel, *widths[:-2]], widths[:-1], strict=True)
-            ]
+            [block(cin, w, w) for cin, w in zip([nchannel, *widths[:-2]], widths[:-1], strict=True)]
         )
-        self.bottom = ConvBlock(widths[-2], widths[-1], widths[-1], **block)
+        self.bottom = block(widths[-2], widths[-1], widths[-1])
         self.up = nnx.List(
             [
                 nnx.ConvTranspose(w * 2, w, (2, 2), (2, 2), padding="VALID", rngs=rngs)
                 for w in reversed(widths[:-1])
             ]
         )
-        self.dec = nnx.List([ConvBlock(w * 2, w, w, **block) for w in reversed(widths[:-1])])
+        self.dec = nnx.List([block(w * 2, w, w) for w in reversed(widths[:-1])])
         self.head = nnx.Conv(widths[0], nclass, (1, 1), rngs=rngs)
 
     def __call__(self, x: jax.Array) -> list[jax.Array]:
@@ -108,18 +106,18 @@ class UNetXYBody(nnx.Module):
 
     def __init__(self, nchannel: int, *, features: int, rngs: nnx.Rngs) -> None:
         f = features
-        block = {"ndim": 3, "padding": "VALID", "affine": False, "rngs": rngs}
-        self.enc1 = ConvBlock(nchannel, f, 2 * f, **block)
-        self.enc2 = ConvBlock(2 * f, 2 * f, 4 * f, **block)
-        self.enc3 = ConvBlock(4 * f, 4 * f, 8 * f, **block)
-        self.enc4 = ConvBlock(8 * f, 8 * f, 16 * f, **block)  # bottleneck: 512 at f=32
+        block = functools.partial(ConvBlock, ndim=3, padding="VALID", affine=False, rngs=rngs)
+        self.enc1 = block(nchannel, f, 2 * f)
+        self.enc2 = block(2 * f, 2 * f, 4 * f)
+        self.enc3 = block(4 * f, 4 * f, 8 * f)
+        self.enc4 = block(8 * f, 8 * f, 16 * f)  # bottleneck: 512 at f=32
         xy2 = (1, 2, 2)
         self.up3 = nnx.ConvTranspose(16 * f, 16 * f, xy2, xy2, padding="VALID", rngs=rngs)
         self.up2 = nnx.ConvTranspose(8 * f, 8 * f, xy2, xy2, padding="VALID", rngs=rngs)
         self.up1 = nnx.ConvTranspose(4 * f, 4 * f, xy2, xy2, padding="VALID", rngs=rngs)
-        self.dec3 = ConvBlock(24 * f, 8 * f, 8 * f, **block)
-        self.dec2 = ConvBlock(12 * f, 4 * f, 4 * f, **block)
-        self.dec1 = ConvBlock(6 * f, 2 * f, 2 * f, **block)
+        self.dec3 = block(24 * f, 8 * f, 8 * f)
+        self.dec2 = block(12 * f, 4 * f, 4 * f)
+        self.dec1 = block(6 * f, 2 * f, 2 * f)
 
     def __call__(self, x: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
         pool = (1, 2, 2)
@@ -200,8 +198,7 @@ class UNetXYZoom(nnx.Module):
         self.zoom = k
         self.body = UNetXYBody(nchannel, features=f, rngs=rngs)
         self.up0 = nnx.ConvTranspose(2 * f, 2 * f, (1, k, k), (1, k, k), padding="VALID", rngs=rngs)
-        block = {"ndim": 3, "padding": "VALID", "affine": False, "rngs": rngs}
-        self.dec0 = ConvBlock(2 * f, 2 * f, 2 * f, **block)
+        self.dec0 = ConvBlock(2 * f, 2 * f, 2 * f, ndim=3, padding="VALID", affine=False, rngs=rngs)
         self.head = nnx.Conv(2 * f, nclass[0], (1, 1, 1), rngs=rngs)
         self.aux_half = AuxHead(4 * f, nclass[1], scale=2 * k, kernel=2 * k, rngs=rngs)
         self.aux_quarter = AuxHead(8 * f, nclass[2], scale=4 * k, kernel=4 * k, rngs=rngs)

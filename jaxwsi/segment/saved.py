@@ -8,6 +8,7 @@ from that configuration, so ``jaxwsi segment predict RUN image.tif`` needs nothi
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from dataclasses import dataclass
 from pathlib import Path
@@ -97,7 +98,7 @@ class SegmentationModel:
         p = c.prediction
         dims = len(c.size_in)
         image = with_channels(np.asarray(image), dims, c.nchannel, Path("<image>"))
-        size_in = list(tile or p.tile or c.size_in)
+        size_in = [int(s) for s in tile or p.tile or c.size_in]
         size_out = size_out_for(c.model.name, size_in, **c.model.options)
         if size_out is None:
             size_out = traced_size_out(self.state.model(), size_in, c.nchannel)[0]
@@ -137,7 +138,7 @@ def load_weights(run_dir: str | Path, like: TrainState) -> tuple[TrainState, dic
             raise CheckpointError(
                 f"{folder} was saved from a different model (same layers, other sizes): {e}"
             ) from None
-    return like.replace(params=weights["params"], rest=weights["rest"]), extra
+    return dataclasses.replace(like, params=weights["params"], rest=weights["rest"]), extra
 
 
 def saved_config(run_dir: str | Path) -> SegmentConfig:

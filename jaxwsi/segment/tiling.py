@@ -102,12 +102,12 @@ def sliding_window(
         )
         probs = None
         for axes in flips:
-            flipped = np.flip(windows, [a + 1 for a in axes]) if axes else windows
+            flipped = np.flip(windows, tuple(a + 1 for a in axes)) if axes else windows
             out = np.asarray(predict(np.ascontiguousarray(flipped)), np.float32)
-            out = np.flip(out, [a + 1 for a in axes]) if axes else out
+            out = np.flip(out, tuple(a + 1 for a in axes)) if axes else out
             probs = out if probs is None else probs + out
         assert probs is not None
-        probs = probs / len(flips)
+        probs = (probs / len(flips)).astype(np.float32)
         if total is None:
             total = np.zeros((*covered, probs.shape[-1]), np.float32)
         for corner, p in zip(chunk, probs, strict=True):

@@ -60,7 +60,7 @@ class TrainResult:
 # ----------------------------------------------------------------------------- the step
 
 
-def scores(config: SegmentConfig, outputs: list, label: jax.Array, weight: jax.Array) -> tuple:
+def scores(config: SegmentConfig, outputs: list, label: Any, weight: Any) -> tuple:
     """(the configured loss summed over the heads, the main head's configured metrics)."""
     weights = config.loss.loss_weight or [1.0] * len(outputs)
     loss = losses.heads_loss(config.loss.name, outputs, label, weight, weights)
@@ -220,13 +220,12 @@ def train(config: SegmentConfig) -> TrainResult:
         bs = devices if config.loader.batch_size == "auto" else config.loader.batch_size
         candidates = auto_candidates(config.model.name, smallest, **config.model.options)
 
-        def fits_size(pair: tuple) -> None:
-            jax.block_until_ready(
-                train_step(state, shard_batch(mesh, _fake_batch(config, *map(list, pair), bs)))
-            )
+        def fits_size(pair: tuple[tuple[int, ...], tuple[int, ...]]) -> None:
+            batch = _fake_batch(config, list(pair[0]), list(pair[1]), bs)
+            jax.block_until_ready(train_step(state, shard_batch(mesh, batch)))
 
-        size_in, size_out = map(list, largest_fitting(candidates, fits_size, "size_in: auto"))
-        config = config.replace(size_in=size_in, size_out=size_out)
+        pair = largest_fitting(candidates, fits_size, "size_in: auto")
+        config = config.replace(size_in=list(pair[0]), size_out=list(pair[1]))
     size_in, size_out = resolve_sizes(config, state.model())
     config = config.replace(size_out=size_out)
     if config.loader.batch_size == "auto":
@@ -361,7 +360,7 @@ def train(config: SegmentConfig) -> TrainResult:
                 picture = preview(
                     shown["image"][:n],
                     shown["label"][:n],
-                    np.asarray(losses.foreground(outputs[0][:n])),
+                    np.asarray(losses.foreground(jax.numpy.asarray(outputs[0][:n]))),
                 )
                 write_png(run_dir / "previews" / f"epoch_{epoch + 1:04d}.png", picture)
                 events.image("preview", np.repeat(picture[..., None], 3, -1), int(state.step))

@@ -193,7 +193,7 @@ def bench(slide_path: Path, workdir: Path, tile_px: int, tile_um: int, cpus: int
             extract_tiles, [slide_path], out, tile_px, tile_um, num_workers=workers,
             progress=False,
         )  # fmt: skip
-        where = "in-process" if workers == 0 else f"{workers} spawned worker(s)"
+        where = "in-process" if workers == 0 else f"{workers} worker process(es)"
         rows.append((f"jaxwsi extract_tiles, {where}, end to end", report.num_tiles[0], *times))
     job = SlideJob(slide_path, slide_path.stem, (), ExtractionSettings(tile_px, tile_um),
                    workdir / "plan.png")  # fmt: skip

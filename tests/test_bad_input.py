@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import random
 import resource
 import struct
 import zlib
@@ -112,10 +113,38 @@ def test_fixture_corruptions_fail_from_every_entry_point(fixtures_dir, entry, tm
 
 def test_random_garbage_is_rejected_at_offset_zero(tmp_path):
     path = tmp_path / "noise.tfrecords"
-    for seed in range(20):
-        path.write_bytes(os.urandom(16 + seed * 7))
+    for seed in range(200):
+        path.write_bytes(random.Random(seed).randbytes(16 + seed % 20 * 7))
         with pytest.raises(TFRecordError, match="byte offset 0"):
             list(read_records(path))
+
+
+@pytest.mark.parametrize(
+    "header",
+    [b"\x78\x9c", b"\x78\x01", b"\x08\x1d", b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03"],
+    ids=["zlib-default", "zlib-fast", "zlib-small-window", "gzip"],
+)
+def test_garbage_behind_a_valid_gzip_or_zlib_header_is_a_tfrecord_error(tmp_path, header):
+    # Issue 9: random bytes pass the ZLIB header check in ~2% of cases; flate2 then reports
+    # the corrupt stream as InvalidInput, which surfaced as a bare OSError.
+    path = tmp_path / "noise.tfrecords"
+    path.write_bytes(header + random.Random(1).randbytes(40))
+    with pytest.raises(TFRecordError, match=r"noise\.tfrecords: corrupted (ZLIB|GZIP) stream"):
+        list(read_records(path))
+    (report,) = verify_files([path])
+    assert isinstance(report.error, TFRecordError)
+    with pytest.raises(TFRecordError, match="noise.tfrecords"):
+        build_index(path)
+
+
+def test_a_rust_panic_is_an_internal_error_not_a_value_error(tmp_path):
+    from jaxwsi import _native
+    from jaxwsi.io import InternalError
+
+    assert issubclass(InternalError, RuntimeError) and not issubclass(InternalError, ValueError)
+    with pytest.raises(InternalError, match="internal error in jaxwsi's native code.*boom"):
+        _native._panic_for_test("boom")
+    assert len(list(read_records(_small_file(tmp_path)))) == 3  # the process goes on
 
 
 def test_zero_length_record_is_a_valid_empty_example(tmp_path):

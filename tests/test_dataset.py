@@ -243,11 +243,15 @@ def test_balance_and_clip_bad_input(dataset):
         dataset.filter({"kind": "none"}).balance(strategy="slide")
 
 
-def test_a_corrupt_tfrecord_is_an_error_naming_the_file(tfrecord_dir, fixtures_dir):
+def test_a_corrupt_tfrecord_is_named_and_its_loader_raises(tfrecord_dir, fixtures_dir):
+    # The dataset counts its readable tiles with a warning; the loader's on_error decides
+    # (tests/test_damaged_files.py covers on_error="skip").
     corrupt = tfrecord_dir / "slide_c.tfrecords"
     shutil.copy(fixtures_dir / "tfrecords" / "corrupt" / "truncated.tfrecords", corrupt)
+    with pytest.warns(RuntimeWarning, match="slide_c.tfrecords"):
+        dataset = jaxwsi.Dataset(annotations=ANNOTATIONS, tfrecords=tfrecord_dir)
     with pytest.raises(TFRecordError, match="slide_c.tfrecords"):
-        jaxwsi.Dataset(annotations=ANNOTATIONS, tfrecords=tfrecord_dir)
+        next(iter(dataset.interleaver(rank=0, num_replicas=1)))
 
 
 def test_interleaver_gets_paths_labels_weights_and_clips(dataset):

@@ -93,6 +93,8 @@ def find_tfrecords(
 
 def count_tiles(paths: Iterable[str]) -> dict[str, int]:
     """Tiles per TFRecord path, from its index (missing or stale indexes are built beside the
-    files, in parallel). A malformed TFRecord raises `jaxwsi.io.TFRecordError` naming it."""
+    files, in parallel). A damaged TFRecord counts its readable tiles, with a warning naming it;
+    the loader then raises for it or skips it, as its ``on_error`` says."""
     paths = list(paths)
-    return {path: len(records) for path, records in zip(paths, load_indexes(paths), strict=True)}
+    indexes = load_indexes(paths, on_error="skip")
+    return {path: len(records) for path, records in zip(paths, indexes, strict=True)}

@@ -8,6 +8,7 @@ the final name. A zero-length record is a valid, empty Example and reads as ``{}
 
 from __future__ import annotations
 
+import errno
 import os
 import secrets
 from collections.abc import Iterator, Mapping
@@ -60,6 +61,13 @@ class TFRecordWriter:
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
+        folder = self.path.parent
+        if not folder.is_dir():
+            # Name the folder, not the hidden temporary file the native writer would report.
+            what = "is not a folder" if folder.exists() else "No such folder"
+            raise FileNotFoundError(
+                errno.ENOENT, f"{what} (cannot write {self.path.name})", str(folder)
+            )
         token = secrets.token_hex(4)
         self._tmp_path = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}-{token}")
         self._writer: Any = _native.RecordFileWriter(os.fspath(self._tmp_path))

@@ -18,7 +18,7 @@ __version__: str
 Path = str | PathLike[str]
 # A feature to encode: (key, kind, value) with kind "bytes" (list of bytes), "int64" (1-D int64
 # array) or "float" (1-D float32 array).
-FeatureSpec = tuple[str, Literal["bytes", "int64", "float"], Any]
+FeatureSpec = tuple[str, str, Any]
 Records = NDArray[np.int64]  # [N, 2]: offset of the length header, framed length
 
 class TFRecordError(ValueError):

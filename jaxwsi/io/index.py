@@ -29,7 +29,7 @@ import warnings
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -92,6 +92,7 @@ def _source_stat(tfrecord: Path) -> np.ndarray:
 
 def _read_index_file(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
     """Reads any index flavour: returns (records [N,2], source_stat or None)."""
+    records: np.ndarray | None
     if path.name.endswith(".npz"):
         with np.load(path) as npz:
             records = np.asarray(npz["arr_0"])
@@ -134,7 +135,7 @@ def _write_index(
     tfrecord: Path, records: np.ndarray, locations: np.ndarray | None, stat: np.ndarray
 ) -> Path:
     target = index_path(tfrecord)
-    arrays = {"arr_0": records, "source_stat": stat}
+    arrays: dict[str, Any] = {"arr_0": records, "source_stat": stat}
     if locations is not None:
         arrays["locations"] = locations
     tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")

@@ -22,7 +22,9 @@ from jaxwsi.io.interleaver import Interleaver
 from jaxwsi.io.settings import LoaderSettings
 
 # Settings an IndexedSource fixes: one record per call, in stored order, every record once.
-_FIXED = dict(infinite=False, shuffle=False, batch_size=1, num_threads=1, drop_remainder=False)
+_FIXED: dict[str, Any] = dict(
+    infinite=False, shuffle=False, batch_size=1, num_threads=1, drop_remainder=False
+)
 
 
 class IndexedSource:

@@ -125,17 +125,17 @@ class Interleaver:
         settings: LoaderSettings | None = None,
         **options: Any,
     ) -> None:
-        paths = [os.fspath(p) for p in paths]
-        if not paths:
+        files = [os.fspath(p) for p in paths]
+        if not files:
             raise ValueError("Interleaver needs at least one TFRecord path")
         self.settings = LoaderSettings.from_options(settings, **options).resolved()
-        weight_list = per_file(weights, paths, "weights", float)
+        weight_list = per_file(weights, files, "weights", float)
         if weight_list is not None and self.settings.infinite and not any(weight_list):
             raise ValueError("all weights are zero; nothing can be drawn")
-        self.paths = paths
+        self.paths = files
         self.labels = None if labels is None else dict(labels)
         self.weights = weight_list
-        self.clip = per_file(clip, paths, "clip", int)
+        self.clip = per_file(clip, files, "clip", int)
         if self.labels is not None:
             self._label_names, self._label_table = label_table(self.labels)
         self._native_loader: Any = None
@@ -235,7 +235,9 @@ class Interleaver:
         files, records = self._loader().shard_items()
         return np.asarray(files, dtype=np.int64), np.asarray(records, dtype=np.int64)
 
-    def load_records(self, files: Sequence[int], records: Sequence[int]) -> dict[str, np.ndarray]:
+    def load_records(
+        self, files: Sequence[int] | np.ndarray, records: Sequence[int] | np.ndarray
+    ) -> dict[str, np.ndarray]:
         """The given (file, record) pairs as one batch, in order (random access)."""
         raw = self._loader().load([int(f) for f in files], [int(r) for r in records])
         return self._to_output(raw)

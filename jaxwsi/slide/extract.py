@@ -116,8 +116,8 @@ def extract_tiles(
     ``shard=(i, n)`` keeps every n-th slide from the i-th (slides sorted by name), so n jobs can
     share a slide list. Finished slides are skipped unless ``overwrite``. A folder holds tiles of
     one set of settings: asking for others raises `SettingsMismatchError` naming them. An
-    unreadable slide is reported with its error and the others go on; when every slide of the
-    run fails, `ExtractionError` is raised (after the report is written). Writes
+    unreadable slide is reported with its error and the others go on; when every slide asked for
+    has failed, `ExtractionError` is raised (after the report is written). Writes
     ``extraction_report.csv``/``.html`` describing every slide extracted into the folder. A
     slide's encoded tiles are held in memory until its TFRecord is written. A ``qc`` callable
     must be importable by the workers (a function in a module, not in the main script). A worker
@@ -150,7 +150,8 @@ def extract_tiles(
     rows = [r for r in records if r["slide"] in names]
     report = pd.DataFrame(rows, columns=list(REPORT_COLUMNS))
     report = report.sort_values("slide", ignore_index=True)
-    _raise_if_all_failed(report, {job.name for job in todo}, out)
+    if todo:
+        _raise_if_all_failed(report, out)
     return report
 
 
@@ -195,14 +196,14 @@ def _check_sendable(settings: ExtractionSettings) -> None:
         ) from None
 
 
-def _raise_if_all_failed(report: pd.DataFrame, attempted: set[str], out: Path) -> None:
-    rows = report[report["slide"].isin(attempted)]
-    errors = rows["error"].fillna("").astype(str)
-    if len(rows) == 0 or (errors == "").any():
+def _raise_if_all_failed(report: pd.DataFrame, out: Path) -> None:
+    """No slide asked for (extracted now or finished earlier) succeeded: raise, naming them."""
+    errors = report["error"].fillna("").astype(str)
+    if len(report) == 0 or (errors == "").any():
         return
-    details = name_some(f"{s}: {e}" for s, e in zip(rows["slide"], errors, strict=True))
+    details = name_some(f"{s}: {e}" for s, e in zip(report["slide"], errors, strict=True))
     raise ExtractionError(
-        f"every slide failed ({plural(len(rows), 'slide')}; see "
+        f"every slide failed ({plural(len(report), 'slide')}; see "
         f"{out / 'extraction_report.csv'}): {details}"
     )
 

@@ -71,7 +71,7 @@ def test_workers_work_from_any_main_program(how, slides, expected, tmp_path):
         assert (out / "64px_64um" / f"{name}.tfrecords").read_bytes() == data
 
 
-def test_a_run_where_every_slide_fails_raises(tmp_path):
+def test_a_run_where_every_slide_fails_raises(slides, tmp_path):
     missing = str(tmp_path / "missing.svs")
     code = CODE.format(slides=[missing], out=str(tmp_path / "out"))
     result = _run(["-c", code], tmp_path)
@@ -84,6 +84,11 @@ def test_a_run_where_every_slide_fails_raises(tmp_path):
     assert main(argv) == 2
     with pytest.raises(ExtractionError, match="every slide failed"):
         extract_tiles([missing], tmp_path / "lib", 64, 64, num_workers=0, progress=False)
+    # Not when a slide asked for succeeded, even in an earlier run (only the failed one is redone).
+    extract_tiles(slides[:1], tmp_path / "lib", 64, 64, num_workers=0, progress=False)
+    report = extract_tiles([slides[0], missing], tmp_path / "lib", 64, 64, num_workers=0,
+                           progress=False)  # fmt: skip
+    assert report["error"].notna().tolist() == [True, False]  # missing, s0
 
 
 def test_a_qc_callable_from_the_main_script_is_a_clear_error(slides, tmp_path):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -69,6 +70,29 @@ def test_workers_work_from_any_main_program(how, slides, expected, tmp_path):
     assert f"ERRORS 0 TILES {total}" in result.stdout
     for name, data in files.items():
         assert (out / "64px_64um" / f"{name}.tfrecords").read_bytes() == data
+
+
+def test_project_extract_tiles_from_a_plain_script(slides, expected, tmp_path):
+    import pandas as pd
+
+    import jaxwsi
+
+    folder = tmp_path / "slides"
+    folder.mkdir()
+    for path in slides:
+        (folder / Path(path).name).symlink_to(path)
+    annotations = pd.DataFrame({"patient": ["p0", "p1"], "slide": ["s0", "s1"]})
+    jaxwsi.create_project(tmp_path / "project", annotations=annotations, slides=folder)
+    code = (
+        "import jaxwsi\n"
+        f"project = jaxwsi.Project({str(tmp_path / 'project')!r})\n"
+        "report = project.extract_tiles(64, 64, num_workers=2, progress=False)\n"
+        "print('TILES', int(report['num_tiles'].sum()))\n"
+    )
+    (tmp_path / "project_script.py").write_text(code)
+    result = _run(["project_script.py"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert f"TILES {expected[0]}" in result.stdout
 
 
 def test_a_run_where_every_slide_fails_raises(slides, tmp_path):

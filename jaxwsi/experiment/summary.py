@@ -28,6 +28,18 @@ def _scalar(value: Any) -> float | None:
     return None
 
 
+def _expanded(metrics: Mapping[str, Any]) -> dict[str, Any]:
+    """``train_metrics``/``val_metrics`` dicts as ``train_loss``, ``val_accuracy``, ..."""
+    out: dict[str, Any] = {}
+    for name, value in metrics.items():
+        if name in ("train_metrics", "val_metrics") and isinstance(value, Mapping):
+            prefix = name.removesuffix("_metrics")
+            out.update({f"{prefix}_{k}": v for k, v in value.items()})
+        else:
+            out[name] = value
+    return out
+
+
 def metrics_table(results: Mapping[str, Mapping[Any, Mapping[str, Any]]]) -> pd.DataFrame:
     """``{model: {epoch: metrics}}`` → a DataFrame (model, epoch, metrics...)."""
     rows = []
@@ -38,7 +50,7 @@ def metrics_table(results: Mapping[str, Mapping[Any, Mapping[str, Any]]]) -> pd.
         key = max(epochs, key=lambda k: int(m[1]) if (m := _EPOCH.search(str(k))) else -1)
         match = _EPOCH.search(str(key))
         row: dict[str, Any] = {"model": model, "epoch": int(match[1]) if match else key}
-        for name, value in epochs[key].items():
+        for name, value in _expanded(epochs[key]).items():
             scalar = _scalar(value)
             if scalar is not None:
                 row[name] = round(scalar, 4)

@@ -94,6 +94,20 @@ def test_cli_options_come_from_the_settings_object():
         if f.default is not dataclasses.MISSING:
             assert getattr(args, f.name) == f.default, f.name  # the one default
     assert (args.tile_px, args.tile_um) == (64, 302.5)
+    others = {"--qc": "otsu", "--mpp": "0.25", "--stride-div": "2", "--level-rule": "slideflow",
+              "--whitespace-threshold": "220.5", "--img-format": "png"}  # fmt: skip
+    argv = ["extract", "a.svs", "--outdir", "o", "--tile-px", "64", "--tile-um", "10x",
+            "--edge-tiles", *[word for pair in others.items() for word in pair]]  # fmt: skip
+    args = parser.parse_args(argv)
+    settings = ExtractionSettings(
+        **{f.name: getattr(args, f.name) for f in dataclasses.fields(ExtractionSettings)}
+    )
+    assert (settings.qc, settings.mpp, settings.stride_div, settings.use_edge_tiles) == (
+        "otsu", 0.25, 2, True
+    )  # fmt: skip
+    assert (settings.whitespace_threshold, settings.img_format, settings.tile_um) == (
+        220.5, "png", "10x"
+    )  # fmt: skip
     sub = next(a for a in parser._actions if a.dest == "command").choices["extract"]
     for action in sub._actions:
         if action.option_strings and action.dest != "help":

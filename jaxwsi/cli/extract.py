@@ -67,6 +67,8 @@ def _add_settings(group: argparse._ArgumentGroup) -> None:
         if isinstance(f.default, bool):
             options["action"] = "store_false" if f.default else "store_true"
         else:
+            if f.default is None and f.name not in _TYPES and "type" not in meta:
+                raise TypeError(f"ExtractionSettings.{f.name} defaults to None: give it a type=")
             options["type"] = _TYPES.get(f.name) or meta.pop("type", None) or type(f.default)
             if "choices" in meta:
                 options["choices"] = meta.pop("choices")

@@ -78,6 +78,7 @@ class ExtractionSettings:
         metadata=_help(
             "slide-level QC on the thumbnail (default: none; in Python also a callable)",
             choices=QC_METHODS,
+            type=str,
         ),
     )
     qc_fraction: float = field(

@@ -8,8 +8,8 @@
 4. Trains a tile classifier with patient-level, stratified 3-fold cross-validation
    (`Project.train`: category-balanced sampling, a per-slide clip, validation at the last
    epoch), data-parallel over every visible device (every GPU when there are some). The model
-   is ResNet-18 when there is a GPU; on a CPU it is a small CNN registered here (`--model`
-   takes any registered name), so the job stays within a few minutes on 2 cores.
+   is ResNet-18 when there is a GPU; on a CPU it is the small CNN of experiments/small_cnn.py
+   (`--model` takes any registered name), so the job stays within a few minutes on 2 cores.
 5. Evaluates each fold's model on its validation slides (`Project.evaluate`) and checks the
    metrics equal the ones saved during training.
 6. Draws heatmaps of the first fold's validation slides and writes report.html in every model
@@ -30,10 +30,8 @@ import sys
 import time
 from pathlib import Path
 
-import jax.numpy as jnp
 import numpy as np
 import pandas as pd
-from flax import nnx
 
 import jaxwsi
 from jaxwsi.experiment.summary import metrics_table
@@ -70,35 +68,14 @@ def make_slides(slides_dir: Path, num_slides: int, seed: int) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-class QuickstartCNN(nnx.Module):
-    """Three strided 3×3 convolutions with ReLU and global pooling: 64 features, small enough
-    to train in seconds on a CPU."""
-
-    def __init__(self, *, rngs, dtype=jnp.float32, param_dtype=jnp.float32, pooling="avg"):
-        widths = (3, 16, 32, 64)
-        self.convs = nnx.List(
-            nnx.Conv(a, b, (3, 3), strides=2, dtype=dtype, param_dtype=param_dtype, rngs=rngs)
-            for a, b in zip(widths, widths[1:], strict=False)
-        )
-        self.pooling, self.dtype, self.num_features = pooling, dtype, widths[-1]
-        self.block_paths = tuple(("convs", str(i)) for i in range(len(self.convs)))
-
-    def __call__(self, x):
-        x = x.astype(self.dtype)
-        for conv in self.convs:
-            x = nnx.relu(conv(x))
-        return x.mean(axis=(1, 2)) if self.pooling == "avg" else x.max(axis=(1, 2))
-
-
-if "quickstart_cnn" not in jaxwsi.models.names("tile"):
-    jaxwsi.models.register("quickstart_cnn")(lambda **kwargs: QuickstartCNN(**kwargs))
+SMALL_CNN = str(Path(__file__).resolve().parent / "small_cnn.py")  # registers "small_cnn"
 
 
 def default_model() -> str:
     """ResNet-18 on GPUs, the small CNN on a CPU."""
     import jax
 
-    return "resnet18" if jax.devices()[0].platform == "gpu" else "quickstart_cnn"
+    return "resnet18" if jax.devices()[0].platform == "gpu" else "small_cnn"
 
 
 def fresh_output_folder(outdir: Path) -> None:
@@ -173,6 +150,7 @@ def main(argv: list[str] | None = None) -> int:
         val_strategy="k-fold",
         val_k_fold=args.folds,
         max_tiles=args.clip,
+        imports=[SMALL_CNN],
         trainer_options={"progress": args.progress},
     )
     timings[f"training ({args.folds} folds)"] = time.perf_counter() - mark

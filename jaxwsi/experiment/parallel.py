@@ -12,8 +12,8 @@ Executors:
 - ``"debug"``: submitit's ``DebugExecutor`` (in this process, for tests and debugging).
 
 A trial function must be importable and must not import JAX before it runs: the device
-environment is set in the child process first. ``imports`` names modules each trial process
-imports before the trial (e.g. the module that registers a custom model architecture).
+environment is set in the child process first. ``imports`` names modules (or ``.py`` files)
+each trial process imports before its trial, e.g. the one that registers a custom model.
 """
 
 from __future__ import annotations
@@ -78,13 +78,32 @@ def device_environments(parallel: int | None, devices_per_trial: int) -> list[di
     return [{"JAX_PLATFORMS": "cpu", "XLA_FLAGS": flags}] * (parallel or 1)
 
 
+def import_all(imports: Sequence[str]) -> None:
+    """Import modules by name, or ``.py`` files by path (once per process)."""
+    import importlib
+    import importlib.util
+    import sys
+
+    for name in imports:
+        if not name.endswith(".py"):
+            importlib.import_module(name)
+            continue
+        path = Path(name).resolve()
+        key = f"jaxwsi_user_{path.stem}"
+        if key in sys.modules:
+            continue
+        spec = importlib.util.spec_from_file_location(key, path)
+        if spec is None or spec.loader is None or not path.is_file():
+            raise FileNotFoundError(f"imports: no Python file {path}")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[key] = module
+        spec.loader.exec_module(module)
+
+
 def _with_env(env: Mapping[str, str], imports: Sequence[str], fn: Callable[[T], R], item: T) -> R:
     """Runs in the trial's process: its device environment, then ``imports``, then the trial."""
-    import importlib
-
     os.environ.update(env)
-    for module in imports:
-        importlib.import_module(module)
+    import_all(imports)
     return fn(item)
 
 
@@ -92,6 +111,7 @@ def run_trials(fn: Callable[[T], R], items: Sequence[T], execution: Execution) -
     """``[fn(item) for item in items]``, run as ``execution`` says; results in input order.
     A failed trial raises (submitit's error carries the trial's traceback)."""
     if execution.executor == "inline" or not items:
+        import_all(execution.imports)
         return [fn(item) for item in items]
     import submitit
 

@@ -65,7 +65,7 @@ def _add_settings(group: argparse._ArgumentGroup) -> None:
         else:
             options["default"] = f.default
         if isinstance(f.default, bool):
-            options["action"] = "store_false" if f.default else "store_true"
+            options["action"] = argparse.BooleanOptionalAction  # --edge-tiles / --no-edge-tiles
         else:
             if f.default is None and f.name not in _TYPES and "type" not in meta:
                 raise TypeError(f"ExtractionSettings.{f.name} defaults to None: give it a type=")

@@ -8,7 +8,7 @@ step carries, what is replicated over the mesh, and what orbax checkpoints.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jax
 import jax.numpy as jnp
@@ -27,6 +27,10 @@ class TrainState:
     opt_state: optax.OptState
     step: jax.Array
     rng: jax.Array  # raw uint32 key data: checkpointable as a plain array
+
+    if TYPE_CHECKING:  # added by flax.struct.dataclass; declared for type checkers
+
+        def replace(self, **changes: Any) -> TrainState: ...
 
     @classmethod
     def create(cls, model: nnx.Module, tx: optax.GradientTransformation, seed: int) -> TrainState:

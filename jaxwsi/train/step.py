@@ -64,9 +64,7 @@ def make_train_step(loss_fn: LossFn, mesh: Mesh, *, donate: bool = True) -> Trai
     )
 
 
-def make_eval_step(
-    fn: Callable[[nnx.Module, Any], Any], mesh: Mesh, *, rng: bool = False
-) -> Callable[..., Any]:
+def make_eval_step(fn: Callable[..., Any], mesh: Mesh, *, rng: bool = False) -> Callable[..., Any]:
     """``fn(model, batch) -> outputs`` compiled for ``mesh``: ``step(state, batch)``.
 
     The model is in eval mode (BatchNorm running averages, no dropout) unless ``rng`` is True:
@@ -77,7 +75,7 @@ def make_eval_step(
     def evaluate(state: TrainState, batch: Any, *key: jax.Array) -> Any:
         model = state.model()
         if rng:
-            return fn(model, batch, *key)  # type: ignore[call-arg]
+            return fn(model, batch, *key)
         model.eval()
         return fn(model, batch)
 

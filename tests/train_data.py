@@ -26,7 +26,8 @@ class TrainTiny(nnx.Module):
         self.conv1 = nnx.Conv(
             3, 8, (3, 3), strides=2, dtype=dtype, param_dtype=param_dtype, rngs=rngs
         )
-        self.bn = nnx.BatchNorm(8, dtype=dtype, param_dtype=param_dtype, rngs=rngs)
+        # Running statistics that settle within the few steps of a test.
+        self.bn = nnx.BatchNorm(8, momentum=0.5, dtype=dtype, param_dtype=param_dtype, rngs=rngs)
         self.conv2 = nnx.Conv(
             8, 16, (3, 3), strides=2, dtype=dtype, param_dtype=param_dtype, rngs=rngs
         )
@@ -66,8 +67,8 @@ def write_cohort(
     seed: int = 0,
 ) -> Dataset:
     """Patients alternate classes; annotation columns: ``tissue`` (stroma/tumour), ``score``
-    (continuous, by class), ``time``/``event`` (survival, shorter for tumour), ``age``
-    (numeric clinical input that carries the class) and ``site`` (categorical)."""
+    (continuous, by class), ``time``/``event`` (survival, shorter for tumour), ``marker``
+    (numeric clinical input of unit scale that carries the class) and ``site`` (categorical)."""
     rng = np.random.default_rng(seed)
     tfrecords = root / "tfrecords"
     tfrecords.mkdir(parents=True, exist_ok=True)
@@ -91,10 +92,10 @@ def write_cohort(
                     "patient": f"pt{p}",
                     "slide": slide,
                     "tissue": ["stroma", "tumour"][label],
-                    "score": 1.0 + 2.0 * label,
+                    "score": -1.0 + 2.0 * label,
                     "time": 20.0 - 10.0 * label + p,
                     "event": int(p % 4 != 3),
-                    "age": 40.0 + 30.0 * label,
+                    "marker": -1.0 + 2.0 * label + 0.05 * p,
                     "site": ["A", "B", "C"][p % 3],
                 }
             )

@@ -158,6 +158,21 @@ def test_batchnorm_uses_batch_statistics_in_train_mode_only(resnet18, images):
     resnet18.train()
 
 
+@pytest.mark.parametrize("name", ["xception"])
+def test_bfloat16_backbone_close_to_float32(name, images):
+    """The GPU configuration (bf16 compute, float32 params) of Slideflow's default backbone."""
+    f32 = materialize(abstract(name), seed=4)
+    b16 = materialize(abstract(name, dtype=jnp.bfloat16), seed=4)
+    assert {x.dtype for x in jax.tree.leaves(nnx.state(b16))} == {np.dtype("float32")}
+    f32.eval()
+    b16.eval()
+    want = np.asarray(forward(f32, images))
+    got = forward(b16, images)
+    assert got.dtype == jnp.bfloat16
+    error = np.linalg.norm(np.asarray(got, np.float32) - want) / np.linalg.norm(want)
+    assert error < 0.05  # bf16 keeps ~3 significant digits; ~2% over these depths
+
+
 def test_pooling_max_and_avg(images):
     avg = materialize(abstract("resnet18", pooling="avg"), seed=2)
     mx = materialize(abstract("resnet18", pooling="max"), seed=2)

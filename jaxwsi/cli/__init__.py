@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from jaxwsi.cli.arguments import Parser
 
 # The command groups (modules of jaxwsi.cli), in the order `jaxwsi --help` lists them.
-_COMMAND_GROUPS = ("extract", "tfrecord", "project", "segment", "train")
+_COMMAND_GROUPS = ("extract", "tfrecord", "project", "segment", "train", "mil")
 
 USAGE_ERROR = 2  # the exit code of argparse's own usage errors
 

@@ -26,7 +26,7 @@ SIZES = {"small": (512, 256), "big": (512, 384)}
 
 
 class GatedAttention(nnx.Module):
-    """CLAM's ``Attn_Net_Gated``: tanh(``Linear(L, D)``) × sigmoid(``Linear(L, D)``) → ``Linear(D, n)``."""
+    """CLAM's ``Attn_Net_Gated``: tanh(Linear(L, D)) × sigmoid(Linear(L, D)) → Linear(D, n)."""
 
     def __init__(self, dim: int, hidden: int, branches: int, dropout: float, rngs: nnx.Rngs):
         self.a = nnx.Linear(dim, hidden, rngs=rngs)

@@ -1,0 +1,103 @@
+"""Feature extraction into bags: every tile once through the compiled extractor, bags_config,
+resume, shards, and extractor errors (missing or unfit weights file)."""
+
+from __future__ import annotations
+
+import json
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from jaxwsi.io import Interleaver
+from jaxwsi.mil import BagError, extract_features, feature_extractor, read_bag
+from jaxwsi.models import Preprocessing, WeightsError
+from tests.mil_data import key_instance_bags, write_cohort
+
+
+class Tiny(nnx.Module):
+    """A 4-feature extractor: convolution, then global mean."""
+
+    def __init__(self, seed: int = 0):
+        self.conv = nnx.Conv(3, 4, (3, 3), rngs=nnx.Rngs(seed))
+        self.num_features = 4
+        self.preprocessing = Preprocessing(size=16, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25))
+
+    def __call__(self, x):
+        return jnp.mean(self.conv(x), axis=(1, 2))
+
+
+@pytest.fixture
+def cohort(tmp_path):
+    bags = key_instance_bags(3)
+    dataset, _ = write_cohort(tmp_path, bags, tiles_per_slide=11, write_bags=False)
+    return dataset, tmp_path
+
+
+def test_every_tile_once_resume_and_config(cohort):
+    dataset, root = cohort
+    out = root / "feats"
+    fx = feature_extractor(Tiny())
+    report = extract_features(fx, dataset, out, batch_size=8, min_tiles=4, progress=False)
+    assert list(report["status"]) == ["done"] * 3
+    model = Tiny()
+    for slide, path in zip(dataset.slides(), dataset.tfrecords(), strict=True):
+        bag = read_bag(out / f"{slide}.npz")
+        tiles = next(
+            iter(
+                Interleaver(
+                    [path],
+                    batch_size=64,
+                    infinite=False,
+                    shuffle=False,
+                    drop_remainder=False,
+                    incl_loc=True,
+                )
+            )
+        )
+        x = (tiles["image"].astype(np.float32) / 255 - 0.5) / 0.25
+        np.testing.assert_allclose(bag.features, np.asarray(model(jnp.asarray(x))), atol=1e-5)
+        np.testing.assert_array_equal(bag.locations[:, 0], tiles["loc_x"])
+    config = json.loads((out / "bags_config.json").read_text())
+    assert config["num_features"] == 4 and config["tile_px"] == 16 and config["tile_um"] == 32
+    assert config["preprocessing"]["size"] == 16 and config["weights"] is None
+
+    first = dataset.slides()[0]
+    before = {s: (out / f"{s}.npz").read_bytes() for s in dataset.slides()}
+    (out / f"{first}.npz").unlink()
+    again = extract_features(fx, dataset, out, batch_size=8, progress=False)
+    assert dict(zip(again["slide"], again["status"], strict=True)) == {
+        first: "done",
+        **{s: "skipped" for s in dataset.slides()[1:]},
+    }
+    assert (out / f"{first}.npz").read_bytes() == before[first]
+    assert not list(out.glob("*.tmp")) and not list(out.glob(".*"))
+
+
+def test_shards_min_tiles_and_max_tiles(cohort):
+    dataset, root = cohort
+    fx = feature_extractor(Tiny())
+    report = extract_features(fx, dataset, root / "s1", shard=(1, 2), max_tiles=5, progress=False)
+    assert list(report["slide"]) == dataset.slides()[1::2]
+    assert len(read_bag(root / "s1" / f"{dataset.slides()[1]}.npz")) == 5
+    few = extract_features(fx, dataset, root / "s2", min_tiles=12, progress=False)
+    assert set(few["status"]) == {"too_few_tiles"}
+
+
+def test_a_folder_of_other_bags_is_not_mixed(cohort):
+    dataset, root = cohort
+    extract_features(feature_extractor(Tiny()), dataset, root / "f", progress=False)
+    other = feature_extractor(Tiny(), preprocessing=Preprocessing(size=32))
+    with pytest.raises(BagError, match="preprocessing"):
+        extract_features(other, dataset, root / "f", progress=False)
+
+
+def test_weights_file_errors_say_what_to_pass(tmp_path):
+    from safetensors.numpy import save_file
+
+    with pytest.raises(FileNotFoundError, match="weights file not found"):
+        feature_extractor("resnet50_trunc", weights=tmp_path / "missing.safetensors")
+    save_file({"conv1.weight": np.zeros((3, 3), np.float32)}, str(tmp_path / "bad.safetensors"))
+    with pytest.raises(WeightsError, match="conv1"):
+        feature_extractor("resnet50_trunc", weights=tmp_path / "bad.safetensors")

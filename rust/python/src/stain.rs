@@ -2,8 +2,6 @@
 //! in, results written into a caller's `out` array or returned; the GIL is released while they run.
 //! `jaxwsi.norm` calls these and checks shapes and dtypes first; errors here are `ValueError`.
 
-use std::panic::{catch_unwind, AssertUnwindSafe};
-
 use jaxwsi_core::stain::{
     self, BatchShape, LabTarget, ReinhardOptions, StainError, StainTarget, TissueCovariance,
 };
@@ -12,20 +10,18 @@ use numpy::{
     PyArray1, PyArray2, PyArray3, PyReadonlyArray1, PyReadonlyArray2, PyReadonlyArray3,
     PyReadonlyArray4, PyReadwriteArray4,
 };
-use pyo3::exceptions::{PyRuntimeError, PyValueError};
+use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
+
+use crate::errors::guarded;
 
 /// Per-image covariances `[B, 3, 3]` and tissue pixel counts `[B]`.
 type CovariancesAndCounts<'py> = (Bound<'py, PyArray3<f32>>, Bound<'py, PyArray1<u64>>);
 
-/// Runs a kernel, turning its error into `ValueError` and a panic into `RuntimeError`.
+/// Runs a kernel, turning its error into `ValueError` and a panic into `InternalError` (a
+/// `RuntimeError`; the one panic mapping of `errors::guarded`).
 fn run_kernel<T>(f: impl FnOnce() -> Result<T, StainError>) -> PyResult<T> {
-    match catch_unwind(AssertUnwindSafe(f)) {
-        Ok(result) => result.map_err(|e| PyValueError::new_err(e.to_string())),
-        Err(_) => Err(PyRuntimeError::new_err(
-            "internal error in jaxwsi's stain kernels (please report)",
-        )),
-    }
+    guarded(|| f().map_err(|e| PyValueError::new_err(e.to_string())))
 }
 
 /// The batch shape of `images [B, H, W, 3]` and its pixels as one slice.

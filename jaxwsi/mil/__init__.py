@@ -13,6 +13,7 @@ from jaxwsi.mil.extract import extract_features
 from jaxwsi.mil.extractor import FeatureExtractor, feature_extractor
 from jaxwsi.mil.predict import eval_mil, predict_mil
 from jaxwsi.mil.saved import load_mil_model
+from jaxwsi.mil.slide import SlidePrediction, predict_slide
 from jaxwsi.mil.train import train_mil
 
 __all__ = [
@@ -21,6 +22,7 @@ __all__ = [
     "FeatureExtractor",
     "MILConfig",
     "MILConfigError",
+    "SlidePrediction",
     "eval_mil",
     "extract_features",
     "feature_extractor",
@@ -29,6 +31,7 @@ __all__ = [
     "load_mil_model",
     "mil_config",
     "predict_mil",
+    "predict_slide",
     "read_bag",
     "read_bags_config",
     "train_mil",

@@ -14,6 +14,7 @@ from __future__ import annotations
 import io
 import logging
 import os
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -151,6 +152,7 @@ def train_mil(
 
     with EventLog(outdir) as events, StopRequest() as stop:
         for epoch in range(start_epoch, config.epochs):
+            started = time.perf_counter()
             losses = []
             batches = train_batches(
                 train,
@@ -199,8 +201,11 @@ def train_mil(
                 row["valid_loss"] = weighted_cross_entropy(probs, val.labels, weights)
                 row["roc_auc"] = roc_auc(val.labels, probs)
                 metrics_row = {k: row[k] for k in ("valid_loss", "roc_auc")}
+            row["seconds"] = time.perf_counter() - started  # training + validation
             history.append(row)
-            events.scalars({k: v for k, v in row.items() if k != "epoch"}, epoch + 1)
+            events.scalars(
+                {k: v for k, v in row.items() if k not in ("epoch", "seconds")}, epoch + 1
+            )
             _write_history(outdir, history)
             log.info(
                 "epoch %d: %s",

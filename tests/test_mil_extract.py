@@ -101,3 +101,35 @@ def test_weights_file_errors_say_what_to_pass(tmp_path):
     save_file({"conv1.weight": np.zeros((3, 3), np.float32)}, str(tmp_path / "bad.safetensors"))
     with pytest.raises(WeightsError, match="conv1"):
         feature_extractor("resnet50_trunc", weights=tmp_path / "bad.safetensors")
+
+
+def test_predict_slide_equals_the_prediction_from_bags(tmp_path):
+    import pandas as pd
+
+    from jaxwsi.dataset import Dataset
+    from jaxwsi.mil import mil_config, predict_mil, predict_slide, train_mil
+    from jaxwsi.slide import extract_tiles
+    from jaxwsi.testing import synthetic_slide
+
+    slides = [
+        synthetic_slide(tmp_path / f"slide{i}.tiff", width=1024, height=768, mpp=0.5,
+                        tissue_class=i, seed=i, num_levels=2)
+        for i in range(2)
+    ]  # fmt: skip
+    extract_tiles(slides, tmp_path / "tiles", 16, 64, img_format="png", num_workers=0,
+                  progress=False)  # fmt: skip
+    pd.DataFrame({"patient": ["a", "b"], "slide": ["slide0", "slide1"], "label": ["x", "y"]}
+                 ).to_csv(tmp_path / "ann.csv", index=False)  # fmt: skip
+    dataset = Dataset(tmp_path / "ann.csv", tmp_path / "tiles" / "16px_64um", tile_px=16,
+                      tile_um=64)  # fmt: skip
+    extract_features(Tiny(), dataset, tmp_path / "bags", min_tiles=1, progress=False)
+    config = mil_config("attention_mil", epochs=1, batch_size=8, bag_size=16)
+    train_mil(config, dataset, None, "label", tmp_path / "bags", tmp_path / "run", progress=False)
+    from_bags, _, _ = predict_mil(tmp_path / "run", dataset, tmp_path / "bags")
+    for i, slide in enumerate(slides):
+        result = predict_slide(tmp_path / "run", slide, extractor=Tiny(),
+                               heatmap=tmp_path / f"{i}.png")  # fmt: skip
+        expected = from_bags.loc[from_bags["slide"] == f"slide{i}", ["y_pred0", "y_pred1"]]
+        np.testing.assert_allclose(result.probs, expected.to_numpy()[0], rtol=1e-4)
+        assert len(result.attention) == len(read_bag(tmp_path / "bags" / f"slide{i}.npz"))
+        assert (tmp_path / f"{i}.png").stat().st_size > 0

@@ -1,8 +1,9 @@
 """`FeatureExtractor`: a tile model as a jit-compiled, data-parallel images → features function.
 
 Any of: a registered extractor name (``resnet50_trunc``, ``vit_b16``, ``vit_l16``, built with a
-local ``.safetensors`` weights file by `jaxwsi.models.build_extractor`), a trained jaxwsi
-`TileModel` (its pooled features, `TileModel.features`), or any ``nnx.Module`` mapping images to
+local ``.safetensors`` weights file by `jaxwsi.models.build_extractor`), the folder of a trained
+jaxwsi tile model (`jaxwsi.train.load_trainer`: its pooled features with its own tile size,
+scaling and stain normalizer), a `TileModel`, or any ``nnx.Module`` mapping images to
 ``[B, D]`` with a ``preprocessing`` attribute. The extractor's preprocessing (resize to its input
 size, scale to [0, 1], mean/std) runs on the device inside the compiled function; an optional
 stain normalizer runs on the host before it (jaxwsi's native kernels).
@@ -46,7 +47,7 @@ class FeatureExtractor:
     num_features: int
     weights: Path | None = None
     dtype: str = "float32"
-    normalizer: str | None = None
+    normalizer: Any = None  # a method name or a fitted StainNormalizer
     _embed: Any = dataclasses.field(default=None, repr=False)
     _normalize: Any = dataclasses.field(default=None, repr=False)
 
@@ -56,7 +57,7 @@ class FeatureExtractor:
             "weights": None if self.weights is None else str(self.weights),
             "weights_sha256": None if self.weights is None else file_sha256(self.weights),
             "preprocessing": self.preprocessing.to_dict(),
-            "normalizer": self.normalizer,
+            "normalizer": getattr(self.normalizer, "method", self.normalizer),
             "dtype": self.dtype,
             "num_features": self.num_features,
         }
@@ -82,7 +83,7 @@ def feature_extractor(
     weights: str | os.PathLike[str] | None = None,
     preprocessing: Preprocessing | None = None,
     dtype: str = "float32",
-    normalizer: str | None = None,
+    normalizer: Any = None,
 ) -> FeatureExtractor:
     """Resolve ``extractor`` (see the module docstring); ``weights`` for a registered name."""
     if isinstance(extractor, FeatureExtractor):
@@ -90,7 +91,17 @@ def feature_extractor(
     if dtype not in _DTYPES:
         raise ValueError(f"dtype must be one of {sorted(_DTYPES)}, got {dtype!r}")
     path = None
-    if isinstance(extractor, str):
+    if isinstance(extractor, str | os.PathLike) and Path(extractor).is_dir():
+        from jaxwsi.train.trainer import load_trainer
+
+        trainer = load_trainer(extractor)
+        model = trainer.state.model()  # type: ignore[union-attr]
+        model.eval()
+        name = str(extractor)
+        # the tile trainer's standardization: x / 127.5 - 1
+        preprocessing = preprocessing or Preprocessing(trainer.hp.tile_px, (0.5,) * 3, (0.5,) * 3)
+        normalizer = normalizer or trainer.normalizer
+    elif isinstance(extractor, str):
         path = resolve_pretrain(weights)
         model = build_extractor(extractor, weights=path, dtype=_DTYPES[dtype])
         name = extractor
@@ -103,7 +114,9 @@ def feature_extractor(
             f"extractor {name}: pass preprocessing=jaxwsi.models.Preprocessing(size=..., "
             "mean=..., std=...) (the model has no preprocessing attribute)"
         )
-    num_features = int(model.num_features)
+    # A TileModel's num_features is its heads' input width; its features are the backbone's.
+    source = model.backbone if isinstance(model, TileModel) else model
+    num_features = int(source.num_features)
     return FeatureExtractor(name, model, pre, num_features, path, dtype, normalizer)
 
 

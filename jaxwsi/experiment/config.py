@@ -1,9 +1,10 @@
 """The configuration file of ``jaxwsi train CONFIG`` (YAML or JSON): the project folder, the
 hyperparameters and `Project.train`'s options under their own names::
 
-    project: experiments/out/quickstart/project   # relative to this file's folder
+    project: ../out/quickstart/project   # relative to this file's folder (.py imports too)
+    imports: [../small_cnn.py]           # registers the model "small_cnn"
     outcomes: tissue
-    params: {tile_px: 64, tile_um: 64, model: resnet18, epochs: [2], batch_size: 32}
+    params: {tile_px: 64, tile_um: 128, model: small_cnn, epochs: [2], batch_size: 32}
     val_strategy: k-fold          # every other key is a TrainRequest field
     val_k_fold: 3
 
@@ -65,6 +66,11 @@ def load_train_config(path: str | Path) -> TrainConfig:
     for key in options:
         if key not in allowed or key in ("dataset", "val_dataset"):
             raise ConfigError(f"{path}: {unknown('key', key, ['project', 'params', *allowed])}")
+    if "imports" in options:  # .py files are relative to this file too
+        options["imports"] = [
+            str(path.parent / i) if i.endswith(".py") and not Path(i).is_absolute() else i
+            for i in options["imports"]
+        ]
     project = Path(data["project"])
     project = project if project.is_absolute() else path.parent / project
     raw = data["params"]

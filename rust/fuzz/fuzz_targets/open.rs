@@ -1,6 +1,6 @@
-//! Arbitrary bytes through the real entry point, `FileRecords::open` on a file: plain, or wrapped
-//! in GZIP/ZLIB (first byte: 0 plain, 1 GZIP, 2 ZLIB, then the payload; a second byte cuts the
-//! compressed stream short). Every record is read; then the index scan and its staleness check.
+//! Arbitrary bytes through the real entry point, `FileRecords::open` on a file: the payload plain
+//! or wrapped in GZIP/ZLIB (first byte % 3: 0 plain, 1 GZIP, 2 ZLIB; an odd second byte cuts the
+//! compressed stream short; the payload follows). Every record is read; then the index scan and its staleness check.
 //! Invariants: nothing panics; the file exists and is readable, so no error may be an I/O error
 //! (a corrupt or truncated stream is a format error, `TFRecordError` in Python); the partial
 //! scan agrees with the stream reader on plain files; a clean scan's index is current.
@@ -33,7 +33,7 @@ fn file_bytes(data: &[u8]) -> Vec<u8> {
         _ => return data.to_vec(),
     };
     let mut out = match mode {
-        0 => return data.to_vec(),
+        0 => return payload.to_vec(),
         1 => {
             let mut e = GzEncoder::new(Vec::new(), flate2::Compression::fast());
             e.write_all(payload).unwrap();

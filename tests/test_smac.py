@@ -109,3 +109,39 @@ def test_failed_trials_do_not_win(tmp_path: Path) -> None:
         seed=1,
     )
     assert result.best["x"] >= 0.5
+
+
+def test_project_search_of_a_few_trials_returns_a_valid_config(tmp_path: Path) -> None:
+    from experiment_data import OUTCOME, TILE_PX, TILE_UM, make_project
+
+    import jaxwsi
+
+    project = make_project(tmp_path, num_patients=4, slides_per_patient=1)
+    hp = jaxwsi.ModelParams(
+        tile_px=TILE_PX,
+        tile_um=TILE_UM,
+        model="tiny_cnn",
+        epochs=[1],
+        batch_size=16,
+        augment=None,
+        pooling="avg",
+    )
+    space = create_search_space(learning_rate=(1e-4, 1e-2), hidden_layers=[0, 1])
+    result = project.smac_search(
+        OUTCOME,
+        hp,
+        space,
+        smac_limit=3,
+        smac_metric="slide_auc",
+        val_strategy="fixed",
+        val_fraction=0.5,
+        trainer_options={"progress": False},
+    )
+    assert 1e-4 <= result.best["learning_rate"] <= 1e-2 and result.best["hidden_layers"] in (0, 1)
+    assert len(result.history) == 3 and result.history["models"].tolist() == [1, 1, 1]
+    assert (result.history["cost"] == 1 - result.history["metric"]).all()
+    assert result.best_cost == result.history["cost"].min()
+    folder = next(project.models_dir.glob("*-SMAC"))
+    assert (folder / "run_history.csv").is_file() and (folder / "best_config.csv").is_file()
+    trials = sorted(p.name for p in project.models_dir.glob("*-tissue-SMAC-trial*"))
+    assert trials == [f"0000{i + 1}-tissue-SMAC-trial{i}-rep0" for i in range(3)]

@@ -23,8 +23,16 @@ class TrainTiny(nnx.Module):
     """conv → BatchNorm → ReLU → conv → global mean: 16 features; fast on a CPU."""
 
     def __init__(self, *, rngs, dtype=jnp.float32, param_dtype=jnp.float32, **_):
+        # No bias before BatchNorm (its gradient is rounding noise, which Adam would amplify).
         self.conv1 = nnx.Conv(
-            3, 8, (3, 3), strides=2, dtype=dtype, param_dtype=param_dtype, rngs=rngs
+            3,
+            8,
+            (3, 3),
+            strides=2,
+            use_bias=False,
+            dtype=dtype,
+            param_dtype=param_dtype,
+            rngs=rngs,
         )
         # Running statistics that settle within the few steps of a test.
         self.bn = nnx.BatchNorm(8, momentum=0.5, dtype=dtype, param_dtype=param_dtype, rngs=rngs)

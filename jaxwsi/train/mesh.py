@@ -78,5 +78,16 @@ def shard_batch(mesh: Mesh, batch: Any) -> Any:
 
 
 def replicate(mesh: Mesh, tree: Any) -> Any:
-    """Put ``tree`` on every device of ``mesh`` (identical on every process)."""
-    return jax.device_put(tree, replicated(mesh))
+    """Put ``tree`` on every device of ``mesh`` (identical on every process). With several
+    processes each one supplies the (same) value for its own devices."""
+    sharding = replicated(mesh)
+    if jax.process_count() == 1:
+        return jax.device_put(tree, sharding)
+
+    def put(x: Any) -> Any:
+        if jax.dtypes.issubdtype(getattr(x, "dtype", None), jax.dtypes.prng_key):
+            data = put(jax.random.key_data(x))
+            return jax.random.wrap_key_data(data, impl=jax.random.key_impl(x))
+        return jax.make_array_from_process_local_data(sharding, np.asarray(x))
+
+    return jax.tree.map(put, tree)

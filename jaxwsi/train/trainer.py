@@ -248,8 +248,11 @@ class Trainer:
             input_header=opts.input_header,
         )
         self.normalizer = self._fit_normalizer(train_dataset)
-        self._write_params()
-        write_manifest(self.outdir, self.targets, train_dataset, val_dataset if has_val else None)
+        if jax.process_index() == 0:
+            self._write_params()
+            write_manifest(
+                self.outdir, self.targets, train_dataset, val_dataset if has_val else None
+            )
 
         batch_size = local_batch_size(hp.batch_size, mesh)
         steps_per_epoch = max(1, train_dataset.num_tiles // hp.batch_size)
@@ -526,8 +529,6 @@ class Trainer:
         return dataset.balance(headers, strategy)
 
     def _write_params(self) -> None:
-        if jax.process_index() != 0:
-            return
         targets = self.targets
         assert targets is not None
         options = {k: v for k, v in asdict(self.options).items() if k != "config"}

@@ -32,13 +32,14 @@ def _write_files(folder: Path, n: int, records: int = 2) -> list[str]:
 def _run(
     code: str, cwd: Path, limits: tuple[int, int] | None = None
 ) -> subprocess.CompletedProcess:
-    def lower_limit() -> None:
-        if limits is not None:
-            resource.setrlimit(resource.RLIMIT_NOFILE, limits)
-
+    """Runs ``code`` in a fresh interpreter (no fork: JAX may be running here), with the
+    open-file limits set first when given."""
+    prelude = ""
+    if limits is not None:
+        prelude = f"import resource; resource.setrlimit(resource.RLIMIT_NOFILE, {limits})\n"
     return subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        cwd=cwd, capture_output=True, text=True, timeout=300, preexec_fn=lower_limit,
+        [sys.executable, "-c", prelude + textwrap.dedent(code)],
+        cwd=cwd, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
 
 

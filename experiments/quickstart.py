@@ -178,7 +178,9 @@ def main(argv: list[str] | None = None) -> int:
         if index == 0:
             manifest = pd.read_csv(model_dir / "slide_manifest.csv")
             validation = manifest.loc[manifest["dataset"] == "validation", "slide"].tolist()
-            heatmaps = project.generate_heatmaps(model_dir, filters={"slide": validation})
+            heatmaps = project.generate_heatmaps(
+                model_dir, filters={"slide": validation}, progress=args.progress
+            )
         else:
             project.write_report(model_dir)
     timings["heatmaps and reports"] = time.perf_counter() - mark

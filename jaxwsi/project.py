@@ -307,12 +307,13 @@ class Project:
         *,
         filters: Any = None,
         outdir: str | os.PathLike | None = None,
+        progress: bool = True,
     ) -> list[Path]:
         """Per slide, the model's tile predictions over the thumbnail, one PNG per outcome
         class (default folder: ``{model}/heatmaps``); then the model's report.html."""
         from jaxwsi.experiment.evaluate import generate_heatmaps
 
-        return generate_heatmaps(self, model, filters=filters, outdir=outdir)
+        return generate_heatmaps(self, model, filters=filters, outdir=outdir, progress=progress)
 
     def write_report(self, model: str | os.PathLike) -> Path:
         """The model folder's self-contained ``report.html`` (`jaxwsi.experiment.report`)."""

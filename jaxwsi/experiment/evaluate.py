@@ -119,6 +119,7 @@ def generate_heatmaps(
     *,
     filters: Any = None,
     outdir: str | os.PathLike | None = None,
+    progress: bool = True,
 ) -> list[Path]:
     """Predict every tile of each slide (no clipping), draw one heatmap PNG per outcome class
     per slide into ``outdir`` (default ``{model}/heatmaps``), then write the model's
@@ -136,7 +137,7 @@ def generate_heatmaps(
     classes = {o: [str(c) for c in labels[o]] for o in params["outcomes"] if labels.get(o)}
     written: list[Path] = []
     groups = dict(tuple(tiles.groupby("slide")))
-    with Progress(len(groups), "heatmaps", unit="slide") as bar:
+    with Progress(len(groups), "heatmaps", unit="slide", disable=not progress) as bar:
         for slide, rows in groups.items():
             if slide not in slide_files:
                 raise DatasetError(f"no slide image for {slide!r} in {project.slides_dir}")

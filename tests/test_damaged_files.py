@@ -113,6 +113,7 @@ def test_interleaved_dataset_and_dataset_skip_damaged_files(fixtures_dir, tmp_pa
             rank=0, num_replicas=1, decode=False,
         )  # fmt: skip
         batches = list(ds)
+        assert [d.path for d in ds.damaged] == [str(trunc)]
     assert sum(len(b["image"]) for b in batches) == sum(len(_record_offsets(p)) for p in paths)
 
     annotations = tmp_path / "annotations.csv"

@@ -20,6 +20,7 @@ from typing import Any
 import grain
 import numpy as np
 
+from jaxwsi.io.index import Damaged
 from jaxwsi.io.interleaver import Interleaver
 from jaxwsi.io.settings import LoaderSettings
 
@@ -65,6 +66,11 @@ class InterleavedDataset(grain.IterDataset):
     def settings(self) -> LoaderSettings:
         """The resolved settings of the underlying `Interleaver`."""
         return self._interleaver.settings
+
+    @property
+    def damaged(self) -> list[Damaged]:
+        """Damaged files left partly out under ``on_error="skip"`` (see `Interleaver.damaged`)."""
+        return self._interleaver.damaged
 
     @property
     def interleaver_args(self) -> dict[str, Any]:

@@ -5,6 +5,7 @@ interrupted plan, and the errors for bad input."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -186,3 +187,46 @@ def test_bad_inputs_name_what_is_wrong(project, trained, tmp_path) -> None:
         DatasetError, match=r"trained for outcome\(s\) \['tissue'\], not \['score'\]"
     ):
         project.evaluate(next(iter(trained)), "score")
+
+
+def test_cli_train_evaluate_predict_heatmap(project, trained, tmp_path, capsys) -> None:
+    from jaxwsi.cli import main
+
+    config = tmp_path / "train.yaml"
+    config.write_text(
+        f"project: {project.root}\nimports: [{Path(__file__).parent / 'experiment_data.py'}]\n"
+        f"outcomes: tissue\nval_k_fold: 3\nval_k: 3\n"
+        f"trainer_options: {{progress: false}}\nparams:\n"
+        + "".join(f"  {k}: {json.dumps(v)}\n" for k, v in {**HP, "epochs": [1]}.items())
+    )
+    assert main(["train", str(config), "--no-report"]) == 0
+    out = capsys.readouterr().out
+    assert "tissue-HP0-kfold3" in out and "slide_auc" in out
+    model = next(iter(trained))
+    assert main(["evaluate", str(project.root), model, "--filter", "patient=p0"]) == 0
+    assert "slide_auc" in capsys.readouterr().out
+    assert main(["predict", str(project.root), model, "--out", str(tmp_path / "pred")]) == 0
+    assert (tmp_path / "pred" / "slide_predictions.parquet").is_file()
+    assert (
+        main(
+            [
+                "heatmap",
+                str(project.root),
+                model,
+                "--filter",
+                "slide=p1_s0",
+                "--outdir",
+                str(tmp_path / "maps"),
+            ]
+        )
+        == 0
+    )
+    assert sorted(p.name for p in (tmp_path / "maps").glob("*.png")) == [
+        "p1_s0-tissue-stroma.png",
+        "p1_s0-tissue-tumour.png",
+    ]
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(f"project: {project.root}\noutcomes: tissue\nparams: {{}}\nval_kfold: 3\n")
+    assert main(["train", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "bad.yaml" in err and "unknown key 'val_kfold'" in err and "val_k_fold" in err

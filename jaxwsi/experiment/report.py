@@ -89,7 +89,8 @@ def _curves(table: pd.DataFrame, outcome: str, columns: list[str], level: str) -
                 axes.plot(recall, precision, label=f"class {i}")
                 axes.set(xlabel="recall", ylabel="precision")
         axes.set_title(f"{outcome}, {level} level: {kind}", fontsize=9)
-        axes.legend(fontsize=7)
+        if axes.get_legend_handles_labels()[0]:  # no curve when a level has one class only
+            axes.legend(fontsize=7)
         html_parts.append(_png(figure))
     return "".join(html_parts)
 

@@ -66,7 +66,7 @@ def test_every_tile_once_resume_and_config(cohort):
     first = dataset.slides()[0]
     before = {s: (out / f"{s}.npz").read_bytes() for s in dataset.slides()}
     (out / f"{first}.npz").unlink()
-    again = extract_features(fx, dataset, out, batch_size=8, progress=False)
+    again = extract_features(fx, dataset, out, batch_size=8, min_tiles=4, progress=False)
     assert dict(zip(again["slide"], again["status"], strict=True)) == {
         first: "done",
         **{s: "skipped" for s in dataset.slides()[1:]},
@@ -78,7 +78,8 @@ def test_every_tile_once_resume_and_config(cohort):
 def test_shards_min_tiles_and_max_tiles(cohort):
     dataset, root = cohort
     fx = feature_extractor(Tiny())
-    report = extract_features(fx, dataset, root / "s1", shard=(1, 2), max_tiles=5, progress=False)
+    report = extract_features(fx, dataset, root / "s1", shard=(1, 2), max_tiles=5, min_tiles=1,
+                              progress=False)  # fmt: skip
     assert list(report["slide"]) == dataset.slides()[1::2]
     assert len(read_bag(root / "s1" / f"{dataset.slides()[1]}.npz")) == 5
     few = extract_features(fx, dataset, root / "s2", min_tiles=12, progress=False)

@@ -118,8 +118,9 @@ def class_weights(labels: np.ndarray, num_classes: int) -> np.ndarray:
 
 
 def steps_per_epoch(num_bags: int, batch_size: int, drop_last: bool) -> int:
+    """Batches per epoch; at least one (fewer bags than a batch: the batch repeats bags)."""
     full, rest = divmod(num_bags, batch_size)
-    return full if drop_last or not rest else full + 1
+    return max(1, full if drop_last or not rest else full + 1)
 
 
 def train_batches(

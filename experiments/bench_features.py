@@ -9,6 +9,7 @@
    1024-d bags; the first epoch compiles and is reported separately.
 
     .venv/bin/python experiments/bench_features.py [--tiles 64] [--bags 128] [--skip-vit]
+        [--only-mil]
 """
 
 import argparse
@@ -33,6 +34,7 @@ parser.add_argument("--slides", type=int, default=2, help="timed slides per extr
 parser.add_argument("--bags", type=int, default=128, help="training bags for the MIL epoch")
 parser.add_argument("--epochs", type=int, default=3, help="MIL epochs (the first compiles)")
 parser.add_argument("--skip-vit", action="store_true")
+parser.add_argument("--only-mil", action="store_true", help="skip the extraction benchmark")
 args = parser.parse_args()
 
 root = Path(tempfile.mkdtemp(prefix="bench_features_"))
@@ -61,7 +63,7 @@ pd.DataFrame(rows).to_csv(root / "annotations.csv", index=False)
 dataset = Dataset(root / "annotations.csv", root / "tfrecords", tile_px=224, tile_um=112)
 
 results = []
-extractors = ["resnet50_trunc"] + ([] if args.skip_vit else ["vit_b16"])
+extractors = [] if args.only_mil else ["resnet50_trunc"] + ([] if args.skip_vit else ["vit_b16"])
 for name in extractors:
     fx = feature_extractor(name, weights=None, dtype=dtype)
     warm = dataset.with_slides(["slide0"])

@@ -115,7 +115,7 @@ def feature_extractor(
             "mean=..., std=...) (the model has no preprocessing attribute)"
         )
     # A TileModel's num_features is its heads' input width; its features are the backbone's.
-    source = model.backbone if isinstance(model, TileModel) else model
+    source: Any = model.backbone if isinstance(model, TileModel) else model
     num_features = int(source.num_features)
     return FeatureExtractor(name, model, pre, num_features, path, dtype, normalizer)
 

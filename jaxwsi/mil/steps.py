@@ -32,7 +32,8 @@ def make_loss_fn(weights: np.ndarray) -> Callable[[nnx.Module, Any, jax.Array], 
         if instance_loss is None:
             return bag_loss, {"bag_loss": bag_loss}
         inst = instance_loss(out, batch["label"])
-        loss = model.bag_weight * bag_loss + (1 - model.bag_weight) * inst
+        bag_weight = model.bag_weight  # type: ignore[attr-defined]
+        loss = bag_weight * bag_loss + (1 - bag_weight) * inst
         return loss, {"bag_loss": bag_loss, "instance_loss": inst}
 
     return loss_fn

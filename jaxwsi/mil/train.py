@@ -87,11 +87,12 @@ def train_mil(
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     level = config.aggregation_level
-    has_val = val_dataset is not None and len(val_dataset) > 0
+    if val_dataset is not None and not len(val_dataset):
+        val_dataset = None
     categories = outcome_labels([train_dataset, val_dataset], outcome)
     train = mil_data(train_dataset, bags, outcome=outcome, categories=categories, level=level)
     val = None
-    if has_val:
+    if val_dataset is not None:
         val = mil_data(val_dataset, bags, outcome=outcome, categories=categories, level=level)
         check_disjoint(train, val)
         if val.num_features != train.num_features:
@@ -136,7 +137,7 @@ def train_mil(
 
     train_step = make_train_step(make_loss_fn(weights), mesh)
     predictor = Predictor(mesh)
-    monitor = config.save_monitor if has_val else None
+    monitor = config.save_monitor if val_dataset is not None else None
     ckpt = Checkpointer(
         outdir / "checkpoints",
         keep_n_best=1 if monitor else None,

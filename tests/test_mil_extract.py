@@ -134,3 +134,27 @@ def test_predict_slide_equals_the_prediction_from_bags(tmp_path):
         np.testing.assert_allclose(result.probs, expected.to_numpy()[0], rtol=1e-4)
         assert len(result.attention) == len(read_bag(tmp_path / "bags" / f"slide{i}.npz"))
         assert (tmp_path / f"{i}.png").stat().st_size > 0
+
+
+def test_project_bags_and_cross_validation(tmp_path):
+    import shutil
+
+    from jaxwsi.mil import mil_config
+    from jaxwsi.project import create_project
+
+    bags = key_instance_bags(12, seed=3)
+    dataset, _ = write_cohort(tmp_path / "cohort", bags, tiles_per_slide=4, write_bags=False)
+    project = create_project(tmp_path / "proj", annotations=tmp_path / "cohort" / "annotations.csv")
+    shutil.copytree(tmp_path / "cohort" / "tfrecords", project.tfrecord_dir(16, 32))
+    ds = project.dataset(16, 32)
+    report = project.generate_feature_bags(Tiny(), ds, min_tiles=1, progress=False)
+    assert set(report["status"]) == {"done"}
+    bag_dir = tmp_path / "proj" / "bags" / "Tiny_16px_32"
+    assert len(list(bag_dir.glob("*.npz"))) == 12
+    config = mil_config("attention_mil", epochs=1, batch_size=8, bag_size=4)
+    frames = project.train_mil(config, "label", bag_dir, dataset=ds, val_k_fold=2, progress=False)
+    run = tmp_path / "proj" / "models" / "mil" / "00000-attention_mil-label"
+    assert len(frames) == 2 and (run / "fold1" / "predictions.parquet").exists()
+    validated = [set(f["slide"]) for f in frames]
+    assert validated[0].isdisjoint(validated[1]) and validated[0] | validated[1] == set(ds.slides())
+    assert json.loads((tmp_path / "proj" / "splits.json").read_text())  # the split was saved

@@ -3,8 +3,11 @@ outcome (tissue class), a continuous one (a score that depends on the class) and
 event (shorter for tumour; Cox model, event column as input_header), 3 folds each.
 
 command:  .venv/bin/python experiments/outcome_types.py [--outdir experiments/out/outcome_types]
-expected: tissue slide AUC 1.0 in every fold; score R² > 0.5 at patient level; survival
-          C-index above 0.5 (measured values in README.md, Experiments).
+expected: (measured 2026-12-02 on the 2-core CPU; deterministic for the seed)
+          tissue: tile/slide/patient AUC 1.0 in all 3 folds;
+          score: patient R² -0.98 / 0.43 / 0.62 (regression splits are unstratified, so a
+          fold can validate on mostly one class and a narrow range);
+          time: tile C-index 0.80 / 0.85 / 0.63, patient C-index 1.0 / 1.0 / 0.33.
 """
 
 import argparse

@@ -252,7 +252,10 @@ def train_plan(
                     outcomes=outcomes,
                     training=run.training,
                     validation=run.validation,
-                    config=_config(project, request, run, hp_name),
+                    config={
+                        **_config(project, request, run, hp_name),
+                        "full_model_name": folder.name,
+                    },
                     resume=resumed,
                     options=options,
                 )

@@ -13,7 +13,7 @@ from jaxwsi.io import TFRecordWriter
 from jaxwsi.mil import write_bag
 from tests.interleaver_data import encode, tile
 
-KEY_SHIFT = 3.0  # key instances are shifted this far along the first feature axis
+KEY_SHIFT = 4.0  # key instances are shifted this far along the first feature axis
 
 
 def key_instance_bags(

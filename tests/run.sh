@@ -10,6 +10,7 @@ cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 cargo test -p jaxwsi-core --quiet
 .venv/bin/ruff check jaxwsi tests experiments
+.venv/bin/python -m mypy jaxwsi
 # 8 host devices so data-parallel code is tested on the CPU.
 export XLA_FLAGS="${XLA_FLAGS:-} --xla_force_host_platform_device_count=8"
 export JAX_PLATFORMS=cpu

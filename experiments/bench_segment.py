@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import json
 import os
 import platform
 import time
@@ -137,46 +136,47 @@ def bench_tiling() -> dict:
     return out
 
 
-peak = matmul_gflops()
-results = {
-    "backend": jax.default_backend(),
-    "devices": jax.device_count(),
-    "cpu": platform.processor() or platform.machine(),
-    "cores": os.cpu_count(),
-    "load_average": os.getloadavg()[0],
-    "matmul_gflops": peak,
-    "unet2d_256": bench_training(
-        {"model": {"name": "unet2d"}, "size_in": [256, 256], "size_out": [256, 256]}, 8
-    ),
-}
-if not args.skip_3d:
-    results["unet_xy_48x148x148"] = bench_training(
-        {
-            "model": {"name": "unet_xy"},
-            "nclass": [2, 2, 2],
-            "size_in": [48, 148, 148],
-            "size_out": [20, 60, 60],
-            "loss": {"name": "aux"},
-        },
-        1,
-    )
-results["sliding_window_1024"] = bench_tiling()
-results["load_average_end"] = os.getloadavg()[0]
+def row(name: str, figure: str, fraction: str = "") -> None:
+    print(f"| {name} | {figure} | {fraction} |", flush=True)
 
-print(json.dumps(results, indent=2))
-print()
+
+print(
+    f"backend {jax.default_backend()}, {jax.device_count()} device(s), {os.cpu_count()} cores "
+    f"({platform.machine()}), load average {os.getloadavg()[0]:.1f}",
+    flush=True,
+)
 print("| measurement | figure | fraction of the f32 matmul peak |")
 print("|---|---|---|")
-print(f"| f32 matmul 2048² (peak) | {peak:.1f} GFLOP/s | 1 |")
-for key in ("unet2d_256", "unet_xy_48x148x148"):
-    if key in results:
-        r = results[key]
-        print(
-            f"| train {key} | {r['patches_per_s']:.2f} patches/s ({r['step_s']:.2f} s/step, "
-            f"{r['gflop_per_step']:.0f} GFLOP/step) | {r['gflops'] / peak:.2f} |"
-        )
-for name, r in results["sliding_window_1024"].items():
-    print(
-        f"| predict 1024² {name} ({r['windows']} windows of 256²) | {r['mp_per_s']:.3f} MP/s "
-        f"(network alone {r['network_only_seconds']:.1f} s of {r['seconds']:.1f} s) | |"
+peak = matmul_gflops()
+row("f32 matmul 2048² (peak)", f"{peak:.1f} GFLOP/s", "1")
+
+
+def report(name: str, r: dict) -> None:
+    row(
+        f"train {name}",
+        f"{r['patches_per_s']:.3g} patches/s ({r['step_s']:.2f} s/step, "
+        f"{r['gflop_per_step']:.0f} GFLOP/step)",
+        f"{r['gflops'] / peak:.2f}",
     )
+
+
+report(
+    "unet2d 256², batch 8",
+    bench_training({"model": {"name": "unet2d"}, "size_in": [256, 256], "size_out": [256, 256]}, 8),
+)
+for name, r in bench_tiling().items():
+    row(
+        f"predict 1024² {name} ({r['windows']} windows of 256²)",
+        f"{r['mp_per_s']:.3f} MP/s (network alone {r['network_only_seconds']:.1f} s of "
+        f"{r['seconds']:.1f} s)",
+    )
+if not args.skip_3d:
+    unet_xy = {
+        "model": {"name": "unet_xy"},
+        "nclass": [2, 2, 2],
+        "size_in": [48, 148, 148],
+        "size_out": [20, 60, 60],
+        "loss": {"name": "aux"},
+    }
+    report("unet_xy 48×148×148 → 20×60×60, batch 1", bench_training(unet_xy, 1))
+print(f"load average at the end {os.getloadavg()[0]:.1f}", flush=True)

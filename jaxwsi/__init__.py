@@ -21,8 +21,8 @@ from jaxwsi._native import __version__
 if TYPE_CHECKING:
     from jaxwsi.dataset import Dataset
     from jaxwsi.errors import JaxwsiError
-    from jaxwsi.train.params import ModelParams
     from jaxwsi.project import Project, create_project, load_project
+    from jaxwsi.train.params import ModelParams
 
 # Public name → the module that defines it.
 _LAZY = {

@@ -72,3 +72,21 @@ def test_regression_and_survival_metrics():
     reg["t-y_pred0"] = times + rng.normal(0, 0.1, n)
     metrics, _ = evaluation_metrics(reg, ["t"], "regression")
     assert 0.8 < metrics["tile_r_squared"]["t"] <= 1.0
+
+
+def test_early_stop_ema_as_slideflow():
+    """SMA of the first 3 checks, then an EMA; stops once the EMA is no better than two checks
+    earlier, and only past the patience."""
+    from jaxwsi.train.early_stop import EarlyStop
+
+    losses = [1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.7, 0.9, 1.1, 1.3]
+    stop = EarlyStop(method="loss", patience=0, observations=3, smoothing=2)
+    stopped_at = next(i for i, v in enumerate(losses) if stop.update(v, progress_epochs=1.0))
+    # EMA: 0.9 (SMA at i=2), then 0.8, 0.7, 0.6, 0.65, 0.775: 0.775 >= 0.6, two checks before.
+    assert stopped_at == 7
+    patient = EarlyStop(method="loss", patience=5, observations=3)
+    assert not any(patient.update(v, progress_epochs=1.0) for v in losses)
+    accuracy = EarlyStop(method="accuracy", observations=3)
+    assert not any(accuracy.update(v, 1.0) for v in [0.5, 0.6, 0.7, 0.8, 0.9])
+    again = EarlyStop(**stop.state())
+    assert again == stop

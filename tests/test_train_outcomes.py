@@ -127,3 +127,58 @@ def test_head_only_epochs_freeze_the_backbone(cohort, tmp_path):
     assert isinstance(
         trainer._optimizer(trainer.state.model(), False), optax.GradientTransformation
     )
+
+
+def test_manual_early_stop(cohort, tmp_path):
+    _, train_ds, val_ds = cohort
+    hp = params(
+        epochs=3,
+        early_stop=True,
+        early_stop_method="manual",
+        manual_early_stop_epoch=2,
+        manual_early_stop_batch=1,
+    )
+    trainer, results = train(hp, tmp_path, "tissue", train_ds, val_ds, save_predictions=False)
+    steps_per_epoch = train_ds.num_tiles // hp.batch_size
+    assert int(trainer.state.step) == steps_per_epoch + 1
+    assert sorted(results) == ["epoch2"]  # evaluated where it stopped
+
+
+def test_sigterm_saves_and_resume_finishes_the_same(cohort, tmp_path, monkeypatch):
+    """SIGTERM during step 3: the step finishes, a checkpoint is saved, train returns {}; the
+    resumed run ends with the weights of an uninterrupted one."""
+    import os
+    import signal
+
+    import jaxwsi.train.trainer as trainer_module
+
+    _, train_ds, _ = cohort
+    hp = params(dropout=0.2, augment="xy")
+    whole, _ = train(hp, tmp_path / "whole", "tissue", train_ds, None)
+
+    original = trainer_module.make_train_step
+
+    def signalling(*args, **kwargs):
+        step = original(*args, **kwargs)
+        calls = [0]
+
+        def wrapped(state, batch):
+            calls[0] += 1
+            if calls[0] == 3:
+                os.kill(os.getpid(), signal.SIGTERM)
+            return step(state, batch)
+
+        return wrapped
+
+    monkeypatch.setattr(trainer_module, "make_train_step", signalling)
+    stopped, results = train(hp, tmp_path / "stopped", "tissue", train_ds, None)
+    assert results == {}
+    monkeypatch.setattr(trainer_module, "make_train_step", original)
+    resumed = jaxwsi.train.build_trainer(hp, tmp_path / "stopped", "tissue", progress=False)
+    assert "epoch2" in resumed.train(train_ds, None, resume=True)
+    for a, b in zip(
+        jax.tree.leaves(host_numpy(whole.state.params)),
+        jax.tree.leaves(host_numpy(resumed.state.params)),
+        strict=True,
+    ):
+        np.testing.assert_array_equal(a, b)

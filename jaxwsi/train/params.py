@@ -289,5 +289,10 @@ class ModelParams:
         return jnp.dtype(name)
 
     @property
+    def epoch_list(self) -> list[int]:
+        """The epochs at which to evaluate and save (``epochs`` is stored as this list)."""
+        return list(self.epochs)  # type: ignore[arg-type]
+
+    @property
     def last_epoch(self) -> int:
-        return self.epochs[-1]  # type: ignore[index]
+        return self.epoch_list[-1]

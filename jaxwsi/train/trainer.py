@@ -29,7 +29,14 @@ import pandas as pd
 from flax import nnx
 
 from jaxwsi.dataset import Dataset
-from jaxwsi.models import build_tile_model, head_filter, kernel_filter, param_mask, trainable_filter
+from jaxwsi.models import (
+    TileModel,
+    build_tile_model,
+    head_filter,
+    kernel_filter,
+    param_mask,
+    trainable_filter,
+)
 from jaxwsi.norm.params_json import load_normalizer, save_normalizer
 from jaxwsi.train.checkpoint import Checkpointer
 from jaxwsi.train.early_stop import EarlyStop
@@ -142,7 +149,7 @@ class Trainer:
 
     # ---- model, optimizer, steps ----
 
-    def _model(self) -> nnx.Module:
+    def _model(self) -> TileModel:
         hp, targets = self.hp, self.targets
         assert targets is not None
         return build_tile_model(
@@ -160,7 +167,7 @@ class Trainer:
             rngs=nnx.Rngs(hp.seed),
         )
 
-    def _optimizer(self, model: nnx.Module, head_only: bool) -> optax.GradientTransformation:
+    def _optimizer(self, model: TileModel, head_only: bool) -> optax.GradientTransformation:
         """Penalties (L1/L2 on backbone kernels, l1_dense/l2_dense on head kernels; never on
         biases or BatchNorm), the optimizer with Slideflow's decay, then freezing."""
         hp = self.hp
@@ -334,7 +341,7 @@ class Trainer:
         with EventLog(self.outdir) as events, StopRequest() as stop:
             while epoch < hp.last_epoch and not stopped:
                 if epoch == hp.toplayer_epochs and hp.toplayer_epochs and skip == 0:
-                    state = state.with_tx(self._optimizer(state.model(), head_only=False))
+                    state = state.with_tx(self._optimizer(self._model(), head_only=False))
                 desc = f"epoch {epoch + 1}/{hp.last_epoch}"
                 with Progress(
                     steps_per_epoch * hp.batch_size, desc, disable=not opts.progress
@@ -377,14 +384,14 @@ class Trainer:
                 if self.targets.model_type == "classification":
                     train_metrics["accuracy"] = accuracy_sum / max(count, 1)
                 epoch, skip, sums = epoch + 1, 0, [0.0, 0.0, 0]
-                if has_val and (epoch in hp.epochs or stopped):
+                if has_val and (epoch in hp.epoch_list or stopped):
                     self.state = state
-                    metrics = self._evaluate(val_dataset, f"val_epoch{epoch}")  # type: ignore[arg-type]
-                    metrics["train_metrics"] = train_metrics
-                    results[f"epoch{epoch}"] = metrics
-                    events.scalars(_scalars(metrics), step, "val/")
-                    self._log_results(epoch, metrics)
-                elif epoch in hp.epochs:
+                    evaluated = self._evaluate(val_dataset, f"val_epoch{epoch}")  # type: ignore[arg-type]
+                    evaluated["train_metrics"] = train_metrics
+                    results[f"epoch{epoch}"] = evaluated
+                    events.scalars(_scalars(evaluated), step, "val/")
+                    self._log_results(epoch, evaluated)
+                elif epoch in hp.epoch_list:
                     results[f"epoch{epoch}"] = {"train_metrics": train_metrics}
                 save(epoch, 0)
         ckpt.close()

@@ -145,3 +145,15 @@ def test_project_search_of_a_few_trials_returns_a_valid_config(tmp_path: Path) -
     assert (folder / "run_history.csv").is_file() and (folder / "best_config.csv").is_file()
     trials = sorted(p.name for p in project.models_dir.glob("*-tissue-SMAC-trial*"))
     assert trials == [f"0000{i + 1}-tissue-SMAC-trial{i}-rep0" for i in range(3)]
+
+
+def test_search_leaves_the_callers_logging_as_it_was(tmp_path: Path, caplog) -> None:
+    import logging
+
+    root = logging.getLogger()
+    level, handlers = root.level, list(root.handlers)
+    space = create_search_space(x=(0.0, 1.0))
+    run_smac(space, lambda configs: [(c["x"], {}) for c in configs], tmp_path, n_trials=2)
+    assert (root.level, root.handlers) == (level, handlers)
+    logging.getLogger("jaxwsi.dataset.splits").warning("still heard")
+    assert "still heard" in caplog.text

@@ -10,8 +10,10 @@ successor of Slideflow's ``SMAC4BB``, which was about 6x slower per trial here.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -43,6 +45,23 @@ class SearchResult:
 def plain_config(config: Mapping[str, Any]) -> dict[str, Any]:
     """A ConfigSpace configuration as plain Python values (numpy scalars unwrapped)."""
     return {k: v.item() if hasattr(v, "item") else v for k, v in dict(config).items()}
+
+
+@contextlib.contextmanager
+def _logging_kept() -> Iterator[None]:
+    """SMAC sets up logging with `logging.config.dictConfig`: the root logger's level becomes
+    its own, a handler is added and every existing logger is disabled, so jaxwsi's warnings
+    would vanish for the rest of the session. Put the caller's logging back afterwards."""
+    root = logging.getLogger()
+    level, handlers = root.level, list(root.handlers)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
+        root.handlers[:] = handlers
+        for name, logger in logging.root.manager.loggerDict.items():
+            if name.startswith("jaxwsi") and isinstance(logger, logging.Logger):
+                logger.disabled = False
 
 
 def _facade(name: str) -> Any:
@@ -83,13 +102,14 @@ def run_smac(
         seed=seed,
         output_directory=outdir / "smac",
     )
-    smac = Facade(
-        scenario,
-        lambda config, seed=0: 0.0,  # never called: trials are evaluated through ask/tell
-        initial_design=Facade.get_initial_design(scenario, n_configs=min(n_trials, 5)),
-        overwrite=True,
-        logging_level=40,
-    )
+    with _logging_kept():
+        smac = Facade(
+            scenario,
+            lambda config, seed=0: 0.0,  # never called: trials are evaluated through ask/tell
+            initial_design=Facade.get_initial_design(scenario, n_configs=min(n_trials, 5)),
+            overwrite=True,
+            logging_level=40,
+        )
     rows: list[dict[str, Any]] = []
     while len(rows) < n_trials:
         infos = [smac.ask() for _ in range(min(parallel, n_trials - len(rows)))]

@@ -171,6 +171,24 @@ def _heatmap(
     )
 
 
+def predict_with_saved_config(
+    model: Any, data: Any, config: dict[str, Any], uq: bool | None
+) -> tuple[Any, Any, Any]:
+    """(probabilities, uncertainty, attention) of ``model`` on every bag of ``data`` on the local
+    devices, with the uq, bag-size and seed settings of a saved model's ``config`` (``uq``
+    overrides its uq when not None)."""
+    use_uq = config["uq"] if uq is None else uq
+    mesh = data_mesh(jax.local_devices())
+    state = replicate(mesh, TrainState.create(model, optax.identity(), 0))
+    return Predictor(mesh)(
+        state,
+        data,
+        uq_samples=config["uq_samples"] if use_uq else 0,
+        max_bag_size=config["max_val_bag_size"],
+        seed=config["seed"],
+    )
+
+
 def predict_mil(
     model_dir: str | os.PathLike[str],
     dataset: Dataset,
@@ -193,16 +211,7 @@ def predict_mil(
             f"{params['input_shape']}: use bags from the extractor it was trained on "
             f"({(params.get('bags_encoder') or {}).get('extractor', 'unknown')})"
         )
-    use_uq = config["uq"] if uq is None else uq
-    mesh = data_mesh(jax.local_devices())
-    state = replicate(mesh, TrainState.create(model, optax.identity(), 0))
-    probs, unc, attention = Predictor(mesh)(
-        state,
-        data,
-        uq_samples=config["uq_samples"] if use_uq else 0,
-        max_bag_size=config["max_val_bag_size"],
-        seed=config["seed"],
-    )
+    probs, unc, attention = predict_with_saved_config(model, data, config, uq)
     return predictions_frame(data, probs, unc, level), data, attention
 
 

@@ -13,9 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-import jax
 import numpy as np
-import optax
 
 from jaxwsi.mil.data import MILData
 from jaxwsi.mil.errors import MILConfigError
@@ -26,11 +24,9 @@ from jaxwsi.mil.extractor import (
     file_sha256,
 )
 from jaxwsi.mil.heatmap import save_heatmap
-from jaxwsi.mil.predict import Predictor
+from jaxwsi.mil.predict import predict_with_saved_config
 from jaxwsi.mil.saved import load_mil_model
 from jaxwsi.models import Preprocessing, names
-from jaxwsi.train.mesh import data_mesh, replicate
-from jaxwsi.train.state import TrainState
 
 
 @dataclasses.dataclass
@@ -101,16 +97,7 @@ def predict_slide(
         np.array([-1], np.int32),
     )
     config = params["params"]
-    use_uq = config["uq"] if uq is None else uq
-    mesh = data_mesh(jax.local_devices())
-    state = replicate(mesh, TrainState.create(model, optax.identity(), 0))
-    probs, unc, attention = Predictor(mesh)(
-        state,
-        data,
-        uq_samples=config["uq_samples"] if use_uq else 0,
-        max_bag_size=config["max_val_bag_size"],
-        seed=config["seed"],
-    )
+    probs, unc, attention = predict_with_saved_config(model, data, config, uq)
     if heatmap is not None:
         save_heatmap(
             heatmap,

@@ -13,10 +13,10 @@ spawned tile-extraction worker that imports ``jaxwsi.slide`` does not pay for JA
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from jaxwsi._native import __version__
+from jaxwsi.lazy import lazy_names
 
 if TYPE_CHECKING:
     from jaxwsi.dataset import Dataset
@@ -34,24 +34,6 @@ _LAZY = {
     "load_project": "jaxwsi.project",
 }
 
-# Sub-packages reachable as attributes of `jaxwsi` without importing them first.
-_SUBPACKAGES = frozenset(
-    {
-        "dataset",
-        "experiment",
-        "io",
-        "mil",
-        "models",
-        "norm",
-        "pipeline",
-        "segment",
-        "slide",
-        "testing",
-        "train",
-        "util",
-    }
-)
-
 __all__ = [
     "Dataset",
     "JaxwsiError",
@@ -62,16 +44,4 @@ __all__ = [
     "load_project",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    if name in _SUBPACKAGES:
-        return importlib.import_module(f"jaxwsi.{name}")  # binds itself in globals()
-    if name not in _LAZY:
-        raise AttributeError(f"module 'jaxwsi' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_LAZY[name]), name)
-    globals()[name] = value  # later lookups skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_names(__name__, _LAZY)

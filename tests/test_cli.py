@@ -137,6 +137,28 @@ def test_the_command_starts_quickly_without_heavy_imports(tmp_path):
     assert (tmp_path / "p" / "settings.json").is_file()
 
 
+def test_help_imports_no_jax():
+    """`jaxwsi --help` builds every group's parser (MIL settings included) without JAX or pandas."""
+    code = (
+        "import sys; from jaxwsi.cli import main\n"
+        "try:\n    main(['--help'])\nexcept SystemExit as e:\n    assert e.code == 0\n"
+        "heavy = {'pandas', 'jax', 'flax', 'grain'} & set(sys.modules); assert not heavy, heavy"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
+
+
+def test_lazy_package_names_and_submodules():
+    import jaxwsi
+
+    code = "import sys, jaxwsi.mil as m; assert 'jax' not in sys.modules; m.mil_config; m.config"
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
+    assert jaxwsi.mil.read_bag.__module__ == "jaxwsi.mil.bags"
+    assert jaxwsi.slide.grid.__name__ == "jaxwsi.slide.grid"  # a submodule not in the table
+    assert "train_mil" in dir(jaxwsi.mil)
+    with pytest.raises(AttributeError, match="'jaxwsi.mil' has no attribute 'nope'"):
+        jaxwsi.mil.nope  # noqa: B018
+
+
 def test_help_lists_every_command_group(capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["--help"])

@@ -7,36 +7,21 @@ Names are imported on first use, so ``jaxwsi.dataset.splits`` or ``.errors`` loa
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from jaxwsi.lazy import lazy_names
 
 if TYPE_CHECKING:
     from jaxwsi.dataset.dataset import Dataset
     from jaxwsi.dataset.errors import AnnotationError, DatasetError, SplitError
 
 _LAZY = {
-    "AnnotationError": "errors",
-    "Dataset": "dataset",
-    "DatasetError": "errors",
-    "SplitError": "errors",
+    "AnnotationError": ".errors",
+    "Dataset": ".dataset",
+    "DatasetError": ".errors",
+    "SplitError": ".errors",
 }
 
 __all__ = ["AnnotationError", "Dataset", "DatasetError", "SplitError"]
 
-
-def __getattr__(name: str) -> Any:
-    if name not in _LAZY:
-        # A submodule (jaxwsi.dataset.balance, ...) not imported yet.
-        try:
-            return importlib.import_module(f"jaxwsi.dataset.{name}")
-        except ModuleNotFoundError as error:
-            if error.name != f"jaxwsi.dataset.{name}":
-                raise
-            raise AttributeError(f"module 'jaxwsi.dataset' has no attribute {name!r}") from None
-    value = getattr(importlib.import_module(f"jaxwsi.dataset.{_LAZY[name]}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_names(__name__, _LAZY)

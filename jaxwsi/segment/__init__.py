@@ -12,8 +12,7 @@ Names are imported on first use, so the ``jaxwsi`` command can read settings wit
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from jaxwsi.lazy import lazy_names
 
 # Public name → the module that defines it.
 _LAZY = {
@@ -33,14 +32,4 @@ _LAZY = {
 
 __all__ = sorted(_LAZY)
 
-
-def __getattr__(name: str) -> Any:
-    if name not in _LAZY:
-        raise AttributeError(f"module 'jaxwsi.segment' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_LAZY[name]), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_names(__name__, _LAZY)

@@ -6,8 +6,9 @@ can be used (by the CLI, `jaxwsi.project`) without loading OpenSlide, SciPy and 
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from jaxwsi.lazy import lazy_names
 
 if TYPE_CHECKING:
     from jaxwsi.slide.errors import MissingMPPError, ROIError, SlideError
@@ -26,28 +27,28 @@ if TYPE_CHECKING:
 
 # Public name → the module that defines it.
 _LAZY = {
-    "MissingMPPError": "errors",
-    "ROIError": "errors",
-    "SlideError": "errors",
-    "SLIDE_EXTENSIONS": "extract",
-    "ExtractionError": "extract",
-    "encode_tile": "extract",
-    "extract_tiles": "extract",
-    "select_shard": "extract",
-    "TileGeometry": "grid",
-    "grid_positions": "grid",
-    "tile_geometry": "grid",
-    "tile_size_label": "grid",
-    "blur_mask": "qc",
-    "otsu_mask": "qc",
-    "ROI": "roi",
-    "load_rois": "roi",
-    "roi_keep": "roi",
-    "ExtractionSettings": "settings",
-    "SettingsMismatchError": "settings",
-    "WSI": "wsi",
-    "TileSelection": "wsi",
-    "slide_name": "wsi",
+    "MissingMPPError": ".errors",
+    "ROIError": ".errors",
+    "SlideError": ".errors",
+    "SLIDE_EXTENSIONS": ".extract",
+    "ExtractionError": ".extract",
+    "encode_tile": ".extract",
+    "extract_tiles": ".extract",
+    "select_shard": ".extract",
+    "TileGeometry": ".grid",
+    "grid_positions": ".grid",
+    "tile_geometry": ".grid",
+    "tile_size_label": ".grid",
+    "blur_mask": ".qc",
+    "otsu_mask": ".qc",
+    "ROI": ".roi",
+    "load_rois": ".roi",
+    "roi_keep": ".roi",
+    "ExtractionSettings": ".settings",
+    "SettingsMismatchError": ".settings",
+    "WSI": ".wsi",
+    "TileSelection": ".wsi",
+    "slide_name": ".wsi",
 }
 
 __all__ = [
@@ -74,18 +75,5 @@ __all__ = [
     "tile_geometry",
     "tile_size_label",
 ]
-_SUBMODULES = frozenset({*_LAZY.values(), "filters", "report", "tasks", "tiff_tiles", "workers"})
 
-
-def __getattr__(name: str) -> Any:
-    if name in _SUBMODULES:
-        return importlib.import_module(f"jaxwsi.slide.{name}")  # binds itself in globals()
-    if name not in _LAZY:
-        raise AttributeError(f"module 'jaxwsi.slide' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"jaxwsi.slide.{_LAZY[name]}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_names(__name__, _LAZY)

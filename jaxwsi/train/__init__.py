@@ -3,9 +3,7 @@ mesh, optimizers, the functional train state and jitted steps, orbax checkpoints
 TensorBoard events and progress bars; and the tile trainer (`build_trainer`, `load_trainer`,
 `ModelParams`, the loss tables), imported on first use."""
 
-import importlib
-from typing import Any
-
+from jaxwsi.lazy import lazy_names
 from jaxwsi.train.checkpoint import Checkpointer, CheckpointError
 from jaxwsi.train.events import EventLog
 from jaxwsi.train.mesh import batch_sharding, data_mesh, replicated, shard_batch
@@ -29,13 +27,7 @@ _LAZY = {
     "load_trainer": "jaxwsi.train.trainer",
 }
 
-
-def __getattr__(name: str) -> Any:
-    if name not in _LAZY:
-        raise AttributeError(f"module 'jaxwsi.train' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_LAZY[name]), name)
-    globals()[name] = value
-    return value
+__getattr__, __dir__ = lazy_names(__name__, _LAZY)
 
 
 __all__ = [

@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from jaxwsi.models.layers import Dtype, Layers, check_pooling, global_pool
+from jaxwsi.models.layers import Backbone, Dtype, Layers, conv_bn_act, global_pool
 from jaxwsi.models.registry import register
 
 # (expand ratio, kernel, stride, channels in, channels out, blocks) per stage of B0.
@@ -27,16 +27,6 @@ B0_STAGES = (
     (6, 5, 2, 112, 192, 4),
     (6, 3, 1, 192, 320, 1),
 )
-
-
-def conv_bn(mk: Layers, cin: int, cout: int, kernel: int, stride: int = 1, groups: int = 1):
-    """torchvision's ``Conv2dNormActivation`` parameters: [conv, BatchNorm]."""
-    return nnx.List([mk.conv(cin, cout, kernel, stride, groups=groups), mk.bn(cout)])
-
-
-def silu_conv_bn(layer: Any, x: jax.Array) -> jax.Array:
-    conv, bn = layer
-    return nnx.silu(bn(conv(x)))
 
 
 class SqueezeExcitation(nnx.Module):
@@ -57,25 +47,25 @@ class MBConv(nnx.Module):
 
     def __init__(self, expand: int, kernel: int, stride: int, cin: int, cout: int, mk: Layers):
         hidden = cin * expand
-        layers: list[Any] = [conv_bn(mk, cin, hidden, 1)] if expand != 1 else []
+        layers: list[Any] = [mk.conv_bn(cin, hidden, 1)] if expand != 1 else []
         layers += [
-            conv_bn(mk, hidden, hidden, kernel, stride, groups=hidden),
+            mk.conv_bn(hidden, hidden, kernel, stride, groups=hidden),
             SqueezeExcitation(hidden, max(1, cin // 4), mk),
-            conv_bn(mk, hidden, cout, 1),
+            mk.conv_bn(hidden, cout, 1),
         ]
         self.block = nnx.List(layers)
         self.residual = stride == 1 and cin == cout
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        *activated, se, (project, project_bn) = self.block
+        *activated, se, project = self.block
         y = x
         for layer in activated:
-            y = silu_conv_bn(layer, y)
-        y = project_bn(project(se(y)))
+            y = conv_bn_act(layer, y, nnx.silu)
+        y = conv_bn_act(project, se(y))
         return y + x if self.residual else y
 
 
-class EfficientNet(nnx.Module):
+class EfficientNet(Backbone):
     """EfficientNet without its classifier: ``__call__(x) -> [B, 1280]``. ``features`` =
     [stem, stage 1..7, head conv], as torchvision; its ``classifier.*`` is not used."""
 
@@ -90,10 +80,8 @@ class EfficientNet(nnx.Module):
         param_dtype: Dtype = jnp.float32,
         pooling: str = "avg",
     ):
-        self.pooling = check_pooling(pooling)
-        self.dtype = dtype
-        mk = Layers(rngs, dtype, param_dtype)  # torchvision B0: BatchNorm2d defaults
-        features: list[Any] = [conv_bn(mk, 3, 32, 3, 2)]
+        mk = self.init_backbone(rngs, dtype, param_dtype, pooling)  # BatchNorm2d defaults
+        features: list[Any] = [mk.conv_bn(3, 32, 3, 2)]
         blocks: list[tuple[str | int, ...]] = [("features", 0)]
         for s, (expand, kernel, stride, cin, cout, n) in enumerate(B0_STAGES, start=1):
             stage = [
@@ -102,7 +90,7 @@ class EfficientNet(nnx.Module):
             ]
             features.append(nnx.List(stage))
             blocks += [("features", s, j) for j in range(n)]
-        features.append(conv_bn(mk, B0_STAGES[-1][4], 1280, 1))
+        features.append(mk.conv_bn(B0_STAGES[-1][4], 1280, 1))
         blocks.append(("features", len(features) - 1))
         self.features = nnx.List(features)
         self.num_features: int = 1280
@@ -110,20 +98,15 @@ class EfficientNet(nnx.Module):
 
     def __call__(self, x: jax.Array) -> jax.Array:
         stem, *stages, head = self.features
-        x = silu_conv_bn(stem, x.astype(self.dtype))
+        x = conv_bn_act(stem, x.astype(self.dtype), nnx.silu)
         for stage in stages:
             for block in stage:
                 x = block(x)
-        return global_pool(silu_conv_bn(head, x), self.pooling)
+        return global_pool(conv_bn_act(head, x, nnx.silu), self.pooling)
 
 
 @register("efficientnet_b0")
-def efficientnet_b0(
-    *,
-    rngs: nnx.Rngs,
-    dtype: Dtype = jnp.float32,
-    param_dtype: Dtype = jnp.float32,
-    pooling: str = "avg",
-) -> EfficientNet:
-    """EfficientNet-B0, 1280-d features."""
-    return EfficientNet(rngs=rngs, dtype=dtype, param_dtype=param_dtype, pooling=pooling)
+def efficientnet_b0(**options: Any) -> EfficientNet:
+    """EfficientNet-B0, 1280-d features; ``options`` are `EfficientNet`'s (``rngs``, ``dtype``,
+    ``param_dtype``, ``pooling``)."""
+    return EfficientNet(**options)

@@ -8,7 +8,7 @@ Images are NHWC. Layers compute in ``dtype`` (bfloat16 on GPU) and keep their pa
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
@@ -90,10 +90,27 @@ class Layers:
             rngs=self.rngs,
         )
 
+    def conv_bn(
+        self, cin: int, cout: int, kernel: int, stride: int = 1, *, groups: int = 1
+    ) -> nnx.List:
+        """torchvision's ``Conv2dNormActivation`` (or a ResNet ``downsample``): an ``nnx.List``
+        [conv, BatchNorm], whose parameters are named ``<name>.0.*`` / ``<name>.1.*`` as in
+        torchvision's ``state_dict``. Apply it with `conv_bn_act`."""
+        return nnx.List([self.conv(cin, cout, kernel, stride, groups=groups), self.bn(cout)])
+
     def linear(self, fin: int, fout: int, *, bias: bool = True) -> nnx.Linear:
         return nnx.Linear(
             fin, fout, use_bias=bias, dtype=self.dtype, param_dtype=self.param_dtype, rngs=self.rngs
         )
+
+
+def conv_bn_act(
+    layer: nnx.List, x: jax.Array, activation: Callable[[jax.Array], jax.Array] | None = None
+) -> jax.Array:
+    """A `Layers.conv_bn` pair on ``x``, then ``activation`` (None: linear)."""
+    conv, bn = layer
+    y = bn(conv(x))
+    return y if activation is None else activation(y)
 
 
 POOLINGS = ("avg", "max")
@@ -103,6 +120,29 @@ def check_pooling(pooling: str, allowed: Sequence[str] = POOLINGS) -> str:
     if pooling not in allowed:
         raise ValueError(f"pooling must be one of {', '.join(allowed)}, got {pooling!r}")
     return pooling
+
+
+class Backbone(nnx.Module):
+    """Base of the CNN tile backbones (``__call__(x) -> [B, num_features]``): the global
+    ``pooling`` and the compute ``dtype`` (inputs are cast to it) that each one keeps."""
+
+    pooling: str
+    dtype: Dtype
+
+    def init_backbone(
+        self,
+        rngs: nnx.Rngs,
+        dtype: Dtype,
+        param_dtype: Dtype,
+        pooling: str,
+        **layer_options: Any,
+    ) -> Layers:
+        """The start of the constructor: keeps ``pooling`` (checked) and ``dtype``; returns the
+        `Layers` to build the network with (``layer_options``: the framework's BatchNorm
+        settings and conv init)."""
+        self.pooling = check_pooling(pooling)
+        self.dtype = dtype
+        return Layers(rngs, dtype, param_dtype, **layer_options)
 
 
 def global_pool(x: jax.Array, pooling: str) -> jax.Array:

@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from jaxwsi.models.layers import Dtype, Layers, check_pooling, global_pool
+from jaxwsi.models.layers import Backbone, Dtype, Layers, conv_bn_act, global_pool
 from jaxwsi.models.registry import register
 
 # (expansion t, channels c, repeats n, stride s) as in the paper's Table 2.
@@ -28,25 +28,15 @@ V2_SETTINGS = (
 )
 
 
-def conv_bn(mk: Layers, cin: int, cout: int, kernel: int, stride: int = 1, groups: int = 1):
-    """torchvision's ``Conv2dNormActivation`` parameters: [conv, BatchNorm]."""
-    return nnx.List([mk.conv(cin, cout, kernel, stride, groups=groups), mk.bn(cout)])
-
-
-def relu6_conv_bn(layer: Any, x: jax.Array) -> jax.Array:
-    conv, bn = layer
-    return nnx.relu6(bn(conv(x)))
-
-
 class InvertedResidual(nnx.Module):
     """``conv`` = [1×1 expansion (when t > 1), 3×3 depthwise, linear 1×1 projection conv, its
     BatchNorm]; identity shortcut when stride 1 keeps the width."""
 
     def __init__(self, cin: int, cout: int, stride: int, expand: int, mk: Layers):
         hidden = cin * expand
-        layers: list[Any] = [conv_bn(mk, cin, hidden, 1)] if expand != 1 else []
+        layers: list[Any] = [mk.conv_bn(cin, hidden, 1)] if expand != 1 else []
         layers += [
-            conv_bn(mk, hidden, hidden, 3, stride, groups=hidden),
+            mk.conv_bn(hidden, hidden, 3, stride, groups=hidden),
             mk.conv(hidden, cout, 1),
             mk.bn(cout),
         ]
@@ -57,12 +47,12 @@ class InvertedResidual(nnx.Module):
         *activated, project, project_bn = self.conv
         y = x
         for layer in activated:
-            y = relu6_conv_bn(layer, y)
+            y = conv_bn_act(layer, y, nnx.relu6)
         y = project_bn(project(y))
         return y + x if self.residual else y
 
 
-class MobileNetV2(nnx.Module):
+class MobileNetV2(Backbone):
     """MobileNetV2 (width 1.0) without its classifier: ``__call__(x) -> [B, 1280]``.
     ``features`` = [stem, 17 inverted residuals, head conv], as torchvision; its
     ``classifier.*`` is not used."""
@@ -78,16 +68,14 @@ class MobileNetV2(nnx.Module):
         param_dtype: Dtype = jnp.float32,
         pooling: str = "avg",
     ):
-        self.pooling = check_pooling(pooling)
-        self.dtype = dtype
-        mk = Layers(rngs, dtype, param_dtype)
-        features: list[Any] = [conv_bn(mk, 3, 32, 3, 2)]
+        mk = self.init_backbone(rngs, dtype, param_dtype, pooling)
+        features: list[Any] = [mk.conv_bn(3, 32, 3, 2)]
         cin = 32
         for t, c, n, s in V2_SETTINGS:
             for j in range(n):
                 features.append(InvertedResidual(cin, c, s if j == 0 else 1, t, mk))
                 cin = c
-        features.append(conv_bn(mk, cin, 1280, 1))
+        features.append(mk.conv_bn(cin, 1280, 1))
         self.features = nnx.List(features)
         self.num_features: int = 1280
         self.block_paths: tuple[tuple[str | int, ...], ...] = tuple(
@@ -96,19 +84,14 @@ class MobileNetV2(nnx.Module):
 
     def __call__(self, x: jax.Array) -> jax.Array:
         stem, *blocks, head = self.features
-        x = relu6_conv_bn(stem, x.astype(self.dtype))
+        x = conv_bn_act(stem, x.astype(self.dtype), nnx.relu6)
         for block in blocks:
             x = block(x)
-        return global_pool(relu6_conv_bn(head, x), self.pooling)
+        return global_pool(conv_bn_act(head, x, nnx.relu6), self.pooling)
 
 
 @register("mobilenet_v2")
-def mobilenet_v2(
-    *,
-    rngs: nnx.Rngs,
-    dtype: Dtype = jnp.float32,
-    param_dtype: Dtype = jnp.float32,
-    pooling: str = "avg",
-) -> MobileNetV2:
-    """MobileNetV2, 1280-d features."""
-    return MobileNetV2(rngs=rngs, dtype=dtype, param_dtype=param_dtype, pooling=pooling)
+def mobilenet_v2(**options: Any) -> MobileNetV2:
+    """MobileNetV2, 1280-d features; ``options`` are `MobileNetV2`'s (``rngs``, ``dtype``,
+    ``param_dtype``, ``pooling``)."""
+    return MobileNetV2(**options)

@@ -9,16 +9,18 @@ Attribute names mirror torchvision's ``state_dict`` keys (``conv1``, ``bn1``,
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 from flax import nnx
 
 from jaxwsi.models.layers import (
+    Backbone,
     Dtype,
     Layers,
     Preprocessing,
-    check_pooling,
+    conv_bn_act,
     global_pool,
     max_pool,
 )
@@ -70,17 +72,14 @@ def _downsample(cin: int, cout: int, stride: int, mk: Layers) -> nnx.List | None
     """torchvision's ``downsample`` Sequential (1×1 conv, BatchNorm) where the shape changes."""
     if stride == 1 and cin == cout:
         return None
-    return nnx.List([mk.conv(cin, cout, 1, stride), mk.bn(cout)])
+    return mk.conv_bn(cin, cout, 1, stride)
 
 
 def _shortcut(downsample: nnx.List | None, x: jax.Array) -> jax.Array:
-    if downsample is None:
-        return x
-    conv, bn = downsample
-    return bn(conv(x))
+    return x if downsample is None else conv_bn_act(downsample, x)
 
 
-class ResNet(nnx.Module):
+class ResNet(Backbone):
     """A torchvision ResNet without its classifier: ``__call__(x) -> [B, num_features]``.
 
     ``stage_sizes`` lists the blocks per stage; fewer than four stages truncates the network
@@ -101,9 +100,7 @@ class ResNet(nnx.Module):
         param_dtype: Dtype = jnp.float32,
         pooling: str = "avg",
     ):
-        self.pooling = check_pooling(pooling)
-        self.dtype = dtype
-        mk = Layers(rngs, dtype, param_dtype)
+        mk = self.init_backbone(rngs, dtype, param_dtype, pooling)
         self.conv1 = mk.conv(3, 64, 7, 2)
         self.bn1 = mk.bn(64)
         cin = 64
@@ -131,47 +128,26 @@ class ResNet(nnx.Module):
         return global_pool(x, self.pooling)
 
 
+# The factories take `ResNet`'s keyword options: ``rngs``, ``dtype``, ``param_dtype``, ``pooling``.
+
+
 @register("resnet18")
-def resnet18(
-    *,
-    rngs: nnx.Rngs,
-    dtype: Dtype = jnp.float32,
-    param_dtype: Dtype = jnp.float32,
-    pooling: str = "avg",
-) -> ResNet:
+def resnet18(**options: Any) -> ResNet:
     """ResNet-18 (torchvision), 512-d features."""
-    return ResNet(
-        BasicBlock, (2, 2, 2, 2), rngs=rngs, dtype=dtype, param_dtype=param_dtype, pooling=pooling
-    )
+    return ResNet(BasicBlock, (2, 2, 2, 2), **options)
 
 
 @register("resnet50")
-def resnet50(
-    *,
-    rngs: nnx.Rngs,
-    dtype: Dtype = jnp.float32,
-    param_dtype: Dtype = jnp.float32,
-    pooling: str = "avg",
-) -> ResNet:
+def resnet50(**options: Any) -> ResNet:
     """ResNet-50 (torchvision v1.5), 2048-d features."""
-    return ResNet(
-        Bottleneck, (3, 4, 6, 3), rngs=rngs, dtype=dtype, param_dtype=param_dtype, pooling=pooling
-    )
+    return ResNet(Bottleneck, (3, 4, 6, 3), **options)
 
 
 @register("resnet50_trunc", kind="extractor")
-def resnet50_trunc(
-    *,
-    rngs: nnx.Rngs,
-    dtype: Dtype = jnp.float32,
-    param_dtype: Dtype = jnp.float32,
-    pooling: str = "avg",
-) -> ResNet:
+def resnet50_trunc(**options: Any) -> ResNet:
     """ResNet-50 up to layer3, average pooled: 1024-d (CLAM's ``resnet50_trunc``, timm
     ``resnet50.tv_in1k`` with ``out_indices=(3,)``). A full ResNet-50 weights file loads into it:
     ``layer4.*`` and ``fc.*`` are skipped."""
-    model = ResNet(
-        Bottleneck, (3, 4, 6), rngs=rngs, dtype=dtype, param_dtype=param_dtype, pooling=pooling
-    )
+    model = ResNet(Bottleneck, (3, 4, 6), **options)
     model.preprocessing = Preprocessing(size=224)
     return model

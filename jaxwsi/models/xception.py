@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from jaxwsi.models.layers import Dtype, Layers, check_pooling, global_pool, max_pool
+from jaxwsi.models.layers import Backbone, Dtype, Layers, global_pool, max_pool
 from jaxwsi.models.registry import register
 
 
@@ -69,7 +69,7 @@ class MiddleBlock(nnx.Module):
         return y + x
 
 
-class Xception(nnx.Module):
+class Xception(Backbone):
     """Xception without its classifier: ``__call__(x) -> [B, 2048]`` (inputs ≥ 71 px in Keras;
     any size from 64 px works here)."""
 
@@ -84,12 +84,11 @@ class Xception(nnx.Module):
         pooling: str = "avg",
         middle_blocks: int = 8,
     ):
-        self.pooling = check_pooling(pooling)
-        self.dtype = dtype
-        mk = Layers(
+        mk = self.init_backbone(
             rngs,
             dtype,
             param_dtype,
+            pooling,
             bn_momentum=0.99,
             bn_epsilon=1e-3,
             conv_init=nnx.initializers.glorot_uniform(),

@@ -151,18 +151,11 @@ class Preprocessor:
 
 
 def preprocess(
-    dataset: grain.MapDataset | grain.IterDataset,
-    *,
-    crop_left: int | None = None,
-    crop_width: int | None = None,
-    resize_target: int | None = None,
-    normalizer: StainNormalizer | str | None = None,
-    augment: str | bool | None = False,
-    transform: Callable[[np.ndarray], np.ndarray] | None = None,
-    standardize: bool | str | None = True,
-    seed: int = 0,
+    dataset: grain.MapDataset | grain.IterDataset, *, seed: int = 0, **settings: Any
 ) -> grain.MapDataset | grain.IterDataset:
-    """``dataset`` with the preprocessing chain applied to every element (module docstring).
+    """``dataset`` with the preprocessing chain applied to every element (module docstring);
+    ``settings`` are `Preprocessor`'s keywords (``crop_left``, ``crop_width``, ``resize_target``,
+    ``normalizer``, ``augment``, ``transform``, ``standardize``) with its defaults.
 
     With augmentation this is Grain's ``random_map`` seeded by ``seed`` (the generator of element i
     depends on (seed, i) and is restored with the iterator state), otherwise a plain ``map``.
@@ -171,44 +164,20 @@ def preprocess(
         raise TypeError(
             f"dataset must be a grain MapDataset or IterDataset, got {type(dataset).__name__}"
         )
-    chain = Preprocessor(
-        crop_left=crop_left,
-        crop_width=crop_width,
-        resize_target=resize_target,
-        normalizer=normalizer,
-        augment=augment,
-        transform=transform,
-        standardize=standardize,
-    )
+    chain = Preprocessor(**settings)
     if chain.is_random:
         return dataset.random_map(chain, seed=seed)
     return dataset.map(chain)
 
 
 def preprocess_images(
-    images: np.ndarray,
-    *,
-    crop_left: int | None = None,
-    crop_width: int | None = None,
-    resize_target: int | None = None,
-    normalizer: StainNormalizer | str | None = None,
-    augment: str | bool | None = False,
-    transform: Callable[[np.ndarray], np.ndarray] | None = None,
-    standardize: bool | str | None = True,
-    rng: np.random.Generator | int | None = None,
+    images: np.ndarray, *, rng: np.random.Generator | int | None = None, **settings: Any
 ) -> np.ndarray:
-    """The same chain as a plain function on an image or batch, without Grain.
+    """The same chain as a plain function on an image or batch, without Grain (``settings`` as
+    for `preprocess`).
 
     ``rng`` is a numpy Generator or an int seed (needed when augmenting).
     """
-    chain = Preprocessor(
-        crop_left=crop_left,
-        crop_width=crop_width,
-        resize_target=resize_target,
-        normalizer=normalizer,
-        augment=augment,
-        transform=transform,
-        standardize=standardize,
-    )
+    chain = Preprocessor(**settings)
     generator = np.random.default_rng(rng) if isinstance(rng, int) else rng
     return chain.images(images, generator)

@@ -125,9 +125,17 @@ def load_trainer(model_dir: str | os.PathLike[str], **options: Any) -> Trainer:
     trainer.normalizer = load_normalizer(model_dir / "params.json")
     with Checkpointer(model_dir / "checkpoints") as ckpt:
         extra = ckpt.read_extra()
-        state = trainer._initial_state(head_only=extra["epoch"] < hp.toplayer_epochs)
+        state = trainer._initial_state(_head_only(hp, extra), pretrained=False)
         trainer.state, _ = ckpt.restore(state)
     return trainer
+
+
+def _head_only(hp: ModelParams, extra: dict[str, Any]) -> bool:
+    """Whether the checkpoint with ``extra`` was saved with the head-only optimizer: during the
+    top-layer epochs, and at the very start of the first full epoch (the optimizer switches
+    before its first step, after that checkpoint)."""
+    at = (extra["epoch"], extra["batch"])
+    return hp.toplayer_epochs > 0 and at <= (hp.toplayer_epochs, 0)
 
 
 class Trainer:
@@ -149,7 +157,9 @@ class Trainer:
 
     # ---- model, optimizer, steps ----
 
-    def _model(self) -> TileModel:
+    def _model(self, pretrained: bool = True) -> TileModel:
+        """The tile model; ``pretrained=False`` skips ``hp.pretrain`` (a checkpoint will replace
+        every weight, so the file need not exist any more)."""
         hp, targets = self.hp, self.targets
         assert targets is not None
         return build_tile_model(
@@ -162,7 +172,7 @@ class Trainer:
             pooling=None if hp.pooling == "none" else hp.pooling,
             include_top=hp.include_top,
             drop_images=hp.drop_images,
-            pretrain=hp.pretrain,
+            pretrain=hp.pretrain if pretrained else None,
             dtype=hp.compute_dtype(),
             rngs=nnx.Rngs(hp.seed),
         )
@@ -188,8 +198,8 @@ class Trainer:
             tx = frozen_except(tx, param_mask(model, trainable))
         return tx
 
-    def _initial_state(self, head_only: bool) -> TrainState:
-        model = self._model()
+    def _initial_state(self, head_only: bool, pretrained: bool = True) -> TrainState:
+        model = self._model(pretrained)
         return replicate(
             self.mesh, TrainState.create(model, self._optimizer(model, head_only), self.hp.seed)
         )
@@ -297,7 +307,7 @@ class Trainer:
                     "that run, or train into a new folder"
                 )
             extra = ckpt.read_extra()
-            state, _ = ckpt.restore(self._initial_state(extra["epoch"] < hp.toplayer_epochs))
+            state, _ = ckpt.restore(self._initial_state(_head_only(hp, extra), pretrained=False))
             epoch, skip, results, sums = (
                 extra["epoch"],
                 extra["batch"],
@@ -341,7 +351,7 @@ class Trainer:
         with EventLog(self.outdir) as events, StopRequest() as stop:
             while epoch < hp.last_epoch and not stopped:
                 if epoch == hp.toplayer_epochs and hp.toplayer_epochs and skip == 0:
-                    state = state.with_tx(self._optimizer(self._model(), head_only=False))
+                    state = state.with_tx(self._optimizer(self._model(False), head_only=False))
                 desc = f"epoch {epoch + 1}/{hp.last_epoch}"
                 with Progress(
                     steps_per_epoch * hp.batch_size, desc, disable=not opts.progress

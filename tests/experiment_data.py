@@ -1,5 +1,6 @@
 """Shared by the experiment tests: a tiny registered CNN (``tiny_cnn``; trial processes import
-this module to have it) and a small synthetic two-class project with extracted tiles."""
+this module to have it), a small synthetic two-class project with extracted tiles, and the
+hyperparameters of a short run on it (``HP``, ``QUIET``)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,20 @@ from jaxwsi.testing import synthetic_slide
 TILE_PX = 32
 TILE_UM = 64
 OUTCOME = "tissue"
+
+# Hyperparameters of a two-epoch tiny_cnn run on the project, and Project.train's keyword that
+# silences the progress bar.
+HP = dict(
+    tile_px=TILE_PX,
+    tile_um=TILE_UM,
+    model="tiny_cnn",
+    epochs=[2],
+    batch_size=16,
+    learning_rate=3e-3,
+    augment=None,
+    pooling="avg",
+)
+QUIET = {"trainer_options": {"progress": False}}
 
 
 class TinyCNN(nnx.Module):

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from experiment_data import OUTCOME, TILE_PX, TILE_UM, make_project
+from experiment_data import HP, OUTCOME, QUIET, TILE_PX, TILE_UM, make_project
 
 import jaxwsi
 import jaxwsi.train.trainer as trainer_module
@@ -19,18 +19,6 @@ from jaxwsi.experiment.evaluate import ModelFolderError
 from jaxwsi.experiment.runner import TrainingStopped
 from jaxwsi.experiment.sweep import SweepError
 from jaxwsi.train.stop import StopRequest
-
-HP = dict(
-    tile_px=TILE_PX,
-    tile_um=TILE_UM,
-    model="tiny_cnn",
-    epochs=[2],
-    batch_size=16,
-    learning_rate=3e-3,
-    augment=None,
-    pooling="avg",
-)
-QUIET = {"trainer_options": {"progress": False}}
 
 
 @pytest.fixture(scope="module")

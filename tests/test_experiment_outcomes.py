@@ -6,22 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from experiment_data import OUTCOME, TILE_PX, TILE_UM, make_project
+from experiment_data import HP, OUTCOME, QUIET, TILE_PX, TILE_UM, make_project
 
 import jaxwsi
 from jaxwsi.dataset.errors import DatasetError
-
-HP = dict(
-    tile_px=TILE_PX,
-    tile_um=TILE_UM,
-    model="tiny_cnn",
-    epochs=[2],
-    batch_size=16,
-    learning_rate=3e-3,
-    augment=None,
-    pooling="avg",
-)
-QUIET = {"trainer_options": {"progress": False}}
 
 
 @pytest.fixture(scope="module")

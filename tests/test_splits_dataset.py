@@ -8,6 +8,7 @@ from collections import Counter
 
 import pandas as pd
 import pytest
+from splits_data import patient_dataset
 
 import jaxwsi
 from jaxwsi.dataset.errors import DatasetError, SplitError
@@ -23,21 +24,9 @@ SLIDES = [(p, f"{p}_s0") for p in PATIENTS] + [("p00", "p00_s1"), ("p01", "p01_s
 
 @pytest.fixture
 def dataset(tmp_path, fixtures_dir):
-    folder = tmp_path / "tfrecords"
-    folder.mkdir()
-    for _, slide in SLIDES:
-        shutil.copy(fixtures_dir / "tfrecords" / "slide_c.tfrecords", folder / f"{slide}.tfrecords")
-    annotations = pd.DataFrame(
-        {
-            "patient": [p for p, _ in SLIDES],
-            "slide": [s for _, s in SLIDES],
-            "kind": [KIND[p] for p, _ in SLIDES],
-            "age": [str(40 + int(p[1:])) for p, _ in SLIDES],
-            "site": [SITE[p] for p, _ in SLIDES],
-            "fold": [FOLD[p] for p, _ in SLIDES],
-        }
-    )
-    return jaxwsi.Dataset(annotations, folder, splits=tmp_path / "splits.json")
+    age = {p: str(40 + int(p[1:])) for p in PATIENTS}
+    columns = {"kind": KIND, "age": age, "site": SITE, "fold": FOLD}
+    return patient_dataset(tmp_path, fixtures_dir, SLIDES, columns)
 
 
 def patients_of(dataset) -> set[str]:

@@ -8,12 +8,9 @@ label is the class index into the sorted categories. `slideflow_reuses` below is
 from __future__ import annotations
 
 import json
-import shutil
 
-import pandas as pd
 import pytest
-
-import jaxwsi
+from splits_data import patient_dataset
 
 # 9 patients (p0 has two slides); kind: 4 a, 3 b, 2 c; grade: numbers.
 PATIENTS = [f"p{i}" for i in range(9)]
@@ -24,20 +21,10 @@ SLIDES = [(p, f"{p}_s0") for p in PATIENTS] + [("p0", "p0_s1")]
 
 @pytest.fixture
 def dataset(tmp_path, fixtures_dir):
-    folder = tmp_path / "tfrecords"
-    folder.mkdir()
-    for _, slide in SLIDES:
-        shutil.copy(fixtures_dir / "tfrecords" / "slide_c.tfrecords", folder / f"{slide}.tfrecords")
-    annotations = pd.DataFrame(
-        {
-            "patient": [p for p, _ in SLIDES],
-            "slide": [s for _, s in SLIDES],
-            "kind": [KIND[p] for p, _ in SLIDES],
-            "grade": [GRADE[p] for p, _ in SLIDES],
-            "age": [str(30 + 7 * int(p[1:])) for p, _ in SLIDES],
-        }
+    age = {p: str(30 + 7 * int(p[1:])) for p in PATIENTS}
+    return patient_dataset(
+        tmp_path, fixtures_dir, SLIDES, {"kind": KIND, "grade": GRADE, "age": age}
     )
-    return jaxwsi.Dataset(annotations, folder, splits=tmp_path / "splits.json")
 
 
 def slideflow_labels(values: dict[str, str]) -> dict[str, int]:

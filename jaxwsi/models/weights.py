@@ -29,6 +29,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from jaxwsi.errors import JaxwsiError
+
 log = logging.getLogger(__name__)
 
 _RENAMES = {"kernel": "weight", "scale": "weight", "mean": "running_mean", "var": "running_var"}
@@ -36,7 +38,7 @@ _IGNORED_SUFFIXES = ("num_batches_tracked",)
 _SHOW = 8  # keys listed per kind of problem in an error
 
 
-class WeightsError(ValueError):
+class WeightsError(JaxwsiError, ValueError):
     """A weights file that does not fit the model (or cannot be used at all)."""
 
 

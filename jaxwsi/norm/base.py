@@ -14,11 +14,12 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from jaxwsi.errors import JaxwsiError
 from jaxwsi.norm.images import as_image_batch, restore_rank
 from jaxwsi.norm.reference import load_reference_image
 
 
-class NotFittedError(RuntimeError):
+class NotFittedError(JaxwsiError, RuntimeError):
     """transform() was called on a normalizer that has no fit and no built-in default."""
 
 

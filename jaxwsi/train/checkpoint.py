@@ -23,6 +23,8 @@ import numpy as np
 import orbax.checkpoint as ocp
 from orbax.checkpoint import checkpoint_managers as policies
 
+from jaxwsi.errors import JaxwsiError
+
 MODES = ("min", "max")
 
 
@@ -48,7 +50,7 @@ def _abstract(x: Any) -> Any:
     return jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding)
 
 
-class CheckpointError(ValueError):
+class CheckpointError(JaxwsiError, ValueError):
     """A checkpoint that is missing or does not fit the model it is restored into."""
 
 

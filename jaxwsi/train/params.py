@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from jaxwsi.errors import JaxwsiError
 from jaxwsi.train.losses import (
     AllLossDict,
     ClassificationLossDict,
@@ -30,7 +31,7 @@ MODEL_TYPES = ("classification", "regression", "survival")
 AUGMENT_LETTERS = "xyrjbn"
 
 
-class ModelParamsError(ValueError):
+class ModelParamsError(JaxwsiError, ValueError):
     """A hyperparameter with a bad value, or an unknown key in a params dict."""
 
 

@@ -35,37 +35,62 @@ from jaxwsi.train.events import read_scalars
 from tests.mil_data import key_instance_bags, write_cohort
 
 MODELS = ["attention_mil", "gated_attention_mil", "clam_sb", "clam_mb", "mil_fc", "transmil"]
-# TransMIL memorizes these 64 training bags (training loss → 0) without reaching AUROC 0.95 on
-# the held-out ones (0.55–0.65 in our runs), so it is only checked to train end to end.
-LEARNERS = [m for m in MODELS if m != "transmil"]
-SMALL = {"transmil": {"dim": 64, "heads": 4, "landmarks": 16}}
+SMALL = {"transmil": {"dim": 64, "heads": 2, "landmarks": 16}}  # model size for the CPU
+# TransMIL, a transformer, needs more bags than the others: on 64 training bags it memorizes
+# them and reaches AUROC 0.55–0.94 held out (by seed and setting); on 320 it reaches 0.97.
+COHORT_SIZE = {"transmil": 480}  # slides: two thirds train, one third validate
+DEFAULT_COHORT_SIZE = 96
+TRAINING = {"transmil": {"wd": 1e-2}}
 NUM_KEYS = 3
 
 
 @pytest.fixture(scope="module")
-def cohort(tmp_path_factory):
-    root = tmp_path_factory.mktemp("mil")
-    bags = key_instance_bags(96, num_keys=NUM_KEYS)
-    dataset, bag_dir = write_cohort(root, bags)
-    slides = dataset.slides()
-    return bags, dataset.with_slides(slides[:64]), dataset.with_slides(slides[64:]), bag_dir
+def cohorts(tmp_path_factory):
+    """``cohorts(n)`` → (bags, training dataset, validation dataset, bags folder) of ``n``
+    synthetic key-instance slides, written on first use."""
+    made = {}
+
+    def make(n):
+        if n not in made:
+            root = tmp_path_factory.mktemp(f"mil{n}")
+            bags = key_instance_bags(n, num_keys=NUM_KEYS)
+            dataset, bag_dir = write_cohort(root, bags)
+            slides, k = dataset.slides(), n * 2 // 3
+            made[n] = (
+                bags,
+                dataset.with_slides(slides[:k]),
+                dataset.with_slides(slides[k:]),
+                bag_dir,
+            )
+        return made[n]
+
+    return make
+
+
+@pytest.fixture(scope="module")
+def cohort(cohorts):
+    return cohorts(DEFAULT_COHORT_SIZE)
+
+
+def _cohort_of(cohorts, name):
+    return cohorts(COHORT_SIZE.get(name, DEFAULT_COHORT_SIZE))
 
 
 def _config(name, **kw):
     base = dict(lr=2e-3, epochs=12, batch_size=16, bag_size=32)
-    return mil_config(name, **{**base, **SMALL.get(name, {}), **kw})
+    return mil_config(name, **{**base, **SMALL.get(name, {}), **TRAINING.get(name, {}), **kw})
 
 
 @pytest.fixture(scope="module")
-def trained(cohort, tmp_path_factory):
+def trained(cohorts, tmp_path_factory):
     """``trained(name)`` → (run folder, validation predictions), trained on first use only (so
     each test pays for at most one training run)."""
-    bags, train, val, bag_dir = cohort
     root = tmp_path_factory.mktemp("runs")
     runs = {}
 
     def run(name):
         if name not in runs:
+            _, train, val, bag_dir = _cohort_of(cohorts, name)
             frame = train_mil(
                 _config(name),
                 train,
@@ -82,22 +107,13 @@ def trained(cohort, tmp_path_factory):
     return run
 
 
-def test_transmil_trains_end_to_end(cohort, tmp_path):
-    _, train, val, bag_dir = cohort
-    frame = train_mil(_config("transmil", epochs=2), train, val, "label", bag_dir,
-                      tmp_path / "t", progress=False)  # fmt: skip
-    history = pd.read_csv(tmp_path / "t" / "history.csv")
-    assert np.isfinite(history["train_loss"]).all() and len(frame) == len(val)
-    assert len(list((tmp_path / "t" / "attention").glob("*_att.npz"))) == len(val)
-
-
 def test_registry_lists_the_mil_models():
     assert set(MODELS) <= set(names("mil"))
 
 
-@pytest.mark.parametrize("name", LEARNERS)
-def test_model_learns_key_instances_and_attention_finds_them(name, cohort, trained):
-    bags, _, _, _ = cohort
+@pytest.mark.parametrize("name", MODELS)
+def test_model_learns_key_instances_and_attention_finds_them(name, cohorts, trained):
+    bags, _, _, _ = _cohort_of(cohorts, name)
     outdir, frame = trained(name)
     assert roc_auc_score(frame["y_true"], frame["y_pred1"]) >= 0.95
     found = []

@@ -12,8 +12,14 @@ j averages the tokens ``o`` with ``⌊o·m / max(n_tokens, m)⌋ = j``; padded t
 of every softmax; PPEG convolves each bag's s × s grid placed in a zero canvas, which is its zero
 padding), so a padded bag gives the same output as the unpadded one. Unlike the reference, the
 pseudo-inverse is scaled per bag and head (the reference scales by a maximum over the whole
-batch, which makes one bag's output depend on the others). ``attention`` is the class token's
-attention row of the last layer (Nyström approximation, mean over heads), summed onto the tiles.
+batch, which makes one bag's output depend on the others).
+
+``attention`` is the class token's attention row (Nyström approximation, mean over heads)
+averaged over the two layers and summed onto the tiles (a tile repeated to fill the square
+gets its copies' sum). The first layer sees each tile on its own; the second sees tokens that
+PPEG has mixed with their grid neighbours, so its row alone also lights up a key tile's
+neighbours: on the synthetic key-instance test the key tiles are in the top 2k for 47% of them
+with the last layer's row alone, 81% with the average.
 """
 
 from __future__ import annotations
@@ -192,7 +198,7 @@ class TransMIL(nnx.Module):
         valid = jnp.concatenate([jnp.ones((b, 1), bool), in_square], axis=1)
         order = jnp.arange(x.shape[1])[None, :] * valid
         n_tokens = 1 + s * s
-        x, _ = self.layer1(x, valid, order, n_tokens, rngs)
+        x, cls_row1 = self.layer1(x, valid, order, n_tokens, rngs)
         # PPEG on each bag's s × s grid, placed top-left in a zero side × side canvas.
         cell = jnp.where(in_square, (pos // s[:, None]) * side + pos % s[:, None], side * side)
         canvas = jnp.zeros((b, side * side + 1, x.shape[-1]), x.dtype)
@@ -200,7 +206,8 @@ class TransMIL(nnx.Module):
         grid = self.ppeg(canvas.reshape(b, side, side, -1)).reshape(b, side * side, -1)
         back = jnp.take_along_axis(grid, jnp.minimum(cell, side * side - 1)[..., None], axis=1)
         x = jnp.concatenate([x[:, :1], back * in_square[..., None]], axis=1)
-        x, cls_row = self.layer2(x, valid, order, n_tokens, rngs)
+        x, cls_row2 = self.layer2(x, valid, order, n_tokens, rngs)
+        cls_row = (cls_row1 + cls_row2) / 2
         logits = self.head(self.norm(x[:, 0]))
         tile = jnp.where(in_square, pos % n_real[:, None], n)  # token → its tile (n: dropped)
         attention = jnp.zeros((b, n + 1), jnp.float32)

@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -250,7 +250,9 @@ class Project:
 
         return generate_feature_bags(self, extractor, dataset, outdir, **options)
 
-    def train_mil(self, config: Any, outcomes: str, bags: Any, **options: Any) -> list[Any]:
+    def train_mil(
+        self, config: Any, outcomes: str | Sequence[str], bags: Any, **options: Any
+    ) -> list[Any]:
         """MIL training into ``models/mil/`` (`jaxwsi.mil.project.project_train_mil`): one run
         with ``train_dataset``/``val_dataset``, or cross-validation over ``dataset``'s saved
         patient-level splits."""

@@ -8,24 +8,11 @@ import json
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from flax import nnx
 
 from jaxwsi.io import Interleaver
 from jaxwsi.mil import BagError, extract_features, feature_extractor, read_bag
 from jaxwsi.models import Preprocessing, WeightsError
-from tests.mil_data import key_instance_bags, write_cohort
-
-
-class Tiny(nnx.Module):
-    """A 4-feature extractor: convolution, then global mean."""
-
-    def __init__(self, seed: int = 0):
-        self.conv = nnx.Conv(3, 4, (3, 3), rngs=nnx.Rngs(seed))
-        self.num_features = 4
-        self.preprocessing = Preprocessing(size=16, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25))
-
-    def __call__(self, x):
-        return jnp.mean(self.conv(x), axis=(1, 2))
+from tests.mil_data import Tiny, key_instance_bags, slide_cohort, write_cohort
 
 
 @pytest.fixture
@@ -105,25 +92,9 @@ def test_weights_file_errors_say_what_to_pass(tmp_path):
 
 
 def test_predict_slide_equals_the_prediction_from_bags(tmp_path):
-    import pandas as pd
-
-    from jaxwsi.dataset import Dataset
     from jaxwsi.mil import mil_config, predict_mil, predict_slide, train_mil
-    from jaxwsi.slide import extract_tiles
-    from jaxwsi.testing import synthetic_slide
 
-    slides = [
-        synthetic_slide(tmp_path / f"slide{i}.tiff", width=1024, height=768, mpp=0.5,
-                        tissue_class=i, seed=i, num_levels=2)
-        for i in range(2)
-    ]  # fmt: skip
-    extract_tiles(slides, tmp_path / "tiles", 16, 64, img_format="png", num_workers=0,
-                  progress=False)  # fmt: skip
-    pd.DataFrame({"patient": ["a", "b"], "slide": ["slide0", "slide1"], "label": ["x", "y"]}
-                 ).to_csv(tmp_path / "ann.csv", index=False)  # fmt: skip
-    dataset = Dataset(tmp_path / "ann.csv", tmp_path / "tiles" / "16px_64um", tile_px=16,
-                      tile_um=64)  # fmt: skip
-    extract_features(Tiny(), dataset, tmp_path / "bags", min_tiles=1, progress=False)
+    slides, dataset = slide_cohort(tmp_path, "label", ["x", "y"])
     config = mil_config("attention_mil", epochs=1, batch_size=8, bag_size=16)
     train_mil(config, dataset, None, "label", tmp_path / "bags", tmp_path / "run", progress=False)
     from_bags, _, _ = predict_mil(tmp_path / "run", dataset, tmp_path / "bags")

@@ -43,7 +43,13 @@ def add(commands: argparse._SubParsersAction) -> None:
         "of the project's patient-level split (reused from splits.json when it matches).",
     )
     _project_args(train)
-    train.add_argument("--outcome", required=True, help="categorical annotation column")
+    train.add_argument(
+        "--outcome",
+        required=True,
+        nargs="+",
+        help="annotation column(s): one categorical, or one or more continuous with a "
+        "regression --loss",
+    )
     train.add_argument("--bags", required=True, help="folder of {slide}.npz / .h5 bags")
     train.add_argument("--k-fold", type=positive_int, default=3)
     train.add_argument("--strategy", default="k-fold", help="split strategy (Dataset.split)")
@@ -73,7 +79,7 @@ def _project_args(p: argparse.ArgumentParser) -> None:
 
 
 def _config_args(p: argparse.ArgumentParser) -> None:
-    """One flag per `MILConfig` field, its default taken from the dataclass."""
+    """One flag per `MILConfig` field, its default (and choices) taken from the dataclass."""
     from jaxwsi.mil.config import MILConfig
 
     for field in dataclasses.fields(MILConfig):
@@ -82,7 +88,9 @@ def _config_args(p: argparse.ArgumentParser) -> None:
         default = field.default
         flag = "--" + field.name.replace("_", "-")
         doc = f"MILConfig.{field.name}"
-        if isinstance(default, bool):
+        if "choices" in field.metadata:
+            p.add_argument(flag, choices=field.metadata["choices"], default=default, help=doc)
+        elif isinstance(default, bool):
             p.add_argument(flag, type=_bool, default=default, metavar="BOOL", help=doc)
         elif default is None:
             p.add_argument(flag, type=int, default=None, help=doc)

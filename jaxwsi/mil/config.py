@@ -14,6 +14,9 @@ from jaxwsi.mil.errors import MILConfigError
 
 AGGREGATION_LEVELS = ("slide", "patient")
 SAVE_MONITORS = {"valid_loss": "min", "roc_auc": "max"}
+CLASSIFICATION_LOSS = "cross_entropy"
+REGRESSION_LOSSES = ("mse", "mae", "huber")
+LOSSES = (CLASSIFICATION_LOSS, *REGRESSION_LOSSES)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,8 +32,14 @@ class MILConfig:
       ``max_val_bag_size``: cap for validation bags (None: whole bags).
     - ``fit_one_cycle``: one-cycle schedule (warm-up 25%, cosine), else a constant ``lr``.
     - ``epochs``, ``batch_size`` (bags per step, split over the devices), ``drop_last``.
-    - ``save_monitor``: ``valid_loss`` (lowest) or ``roc_auc`` (highest) picks the kept model.
-    - ``weighted_loss``: class weights ∝ 1 / class frequency in the training bags.
+    - ``loss``: ``cross_entropy`` (one categorical outcome), or a regression loss on one or more
+      continuous outcomes (one output each): ``mse`` (mean squared error), ``mae`` (mean
+      absolute error), ``huber`` (δ = 1, torch's default). Regression takes no CLAM or
+      ``mil_fc`` model (their instance loss / top tile need classes).
+    - ``save_monitor``: ``valid_loss`` (lowest) or ``roc_auc`` (highest; classification only)
+      picks the kept model.
+    - ``weighted_loss``: class weights ∝ 1 / class frequency in the training bags
+      (classification only; a regression loss ignores it).
     - ``aggregation_level``: ``slide``, or ``patient`` (a patient's bags concatenated).
     - ``uq``: predictions with uncertainty from ``uq_samples`` Monte-Carlo dropout passes.
     - ``seed``: model init, bag sampling and dropout.
@@ -46,6 +55,7 @@ class MILConfig:
     epochs: int = 32
     batch_size: int = 64
     drop_last: bool = True
+    loss: str = dataclasses.field(default=CLASSIFICATION_LOSS, metadata={"choices": LOSSES})
     save_monitor: str = "valid_loss"
     weighted_loss: bool = True
     aggregation_level: str = "slide"
@@ -63,6 +73,13 @@ class MILConfig:
             raise MILConfigError(
                 f"save_monitor must be one of {sorted(SAVE_MONITORS)}, got {self.save_monitor!r}"
             )
+        if self.loss not in LOSSES:
+            raise MILConfigError(f"loss must be one of {list(LOSSES)}, got {self.loss!r}")
+        if self.is_regression and self.save_monitor == "roc_auc":
+            raise MILConfigError(
+                f"save_monitor 'roc_auc' needs classes; loss {self.loss!r} is a regression loss "
+                "(use save_monitor='valid_loss')"
+            )
         for name in ("bag_size", "epochs", "batch_size", "uq_samples"):
             if int(getattr(self, name)) < 1:
                 raise MILConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -70,6 +87,11 @@ class MILConfig:
             raise MILConfigError(f"max_val_bag_size must be >= 1, got {self.max_val_bag_size}")
         if not self.lr > 0:
             raise MILConfigError(f"lr must be > 0, got {self.lr}")
+
+    @property
+    def is_regression(self) -> bool:
+        """Whether ``loss`` trains continuous outcomes (raw outputs, no softmax)."""
+        return self.loss != CLASSIFICATION_LOSS
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

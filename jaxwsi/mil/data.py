@@ -16,10 +16,11 @@ import numpy as np
 import pandas as pd
 
 from jaxwsi.dataset import Dataset
-from jaxwsi.dataset.labels import category_text, checked_values
+from jaxwsi.dataset.errors import DatasetError
+from jaxwsi.dataset.labels import as_headers, category_text, checked_values
 from jaxwsi.messages import name_some
 from jaxwsi.mil.bags import Bag, BagsSource, find_bags, load_bags
-from jaxwsi.mil.errors import BagError
+from jaxwsi.mil.errors import BagError, MILConfigError
 
 MIN_BUCKET = 16  # smallest padded evaluation length
 EVAL_TILES_PER_DEVICE = 32768  # bags × padded length per device in one evaluation batch
@@ -34,7 +35,9 @@ class MILData:
     locations: list[np.ndarray]  # [n_i, 2]
     slides: list[list[str]]  # the slides in each bag
     slide_lengths: list[list[int]]  # tiles of each of those slides (their order in the bag)
-    labels: np.ndarray  # int [M]; -1 when unknown (prediction without outcomes)
+    # int [M] class indexes (-1 when unknown: prediction without outcomes), or float32 [M, K]
+    # for K continuous outcomes (regression; NaN when unknown)
+    labels: np.ndarray
 
     def __len__(self) -> int:
         return len(self.names)
@@ -56,28 +59,74 @@ def outcome_labels(datasets: Sequence[Dataset | None], outcome: str) -> list[str
     return sorted(values)
 
 
+def classification_outcome(outcomes: str | Sequence[str]) -> str:
+    """The one categorical outcome of a classification model; several are refused, as
+    Slideflow's MIL trainer refuses them."""
+    headers = as_headers(outcomes)
+    if len(headers) != 1:
+        raise MILConfigError(
+            f"MIL classification trains one categorical outcome, got {headers}: train one model "
+            "per outcome, or use a regression loss (mse, mae, huber) for continuous outcomes"
+        )
+    return headers[0]
+
+
+def continuous_labels(dataset: Dataset, outcomes: Sequence[str]) -> dict[str, np.ndarray]:
+    """slide → float32 [K]: the values of the continuous ``outcomes`` (regression targets); a
+    missing, non-numeric or non-finite value is an error naming the slide and the column."""
+    columns = []
+    for outcome in outcomes:
+        try:
+            values = checked_values(dataset.annotations, outcome)
+        except DatasetError as err:
+            raise BagError(f"regression outcome {outcome!r}: {err}") from err
+        numbers = pd.Series([_number(v) for v in values], index=values.index)
+        bad = values.index[~np.isfinite(numbers.to_numpy())]
+        if len(bad):
+            raise BagError(
+                f"regression outcome {outcome!r} must be a finite number for every slide: "
+                + ", ".join(f"slide {s} has {values[s]!r}" for s in bad[:5])
+                + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
+            )
+        columns.append(numbers)
+    table = pd.concat(columns, axis=1).to_numpy(np.float32)
+    return dict(zip(dataset.annotations["slide"], table, strict=True))
+
+
+def _number(value: object) -> float:
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return float("nan")
+
+
 def mil_data(
     dataset: Dataset,
     bags: BagsSource,
     *,
-    outcome: str | None,
+    outcome: str | Sequence[str] | None,
     categories: Sequence[str] | None,
     level: str = "slide",
 ) -> MILData:
-    """Load ``dataset``'s bags; labels are indexes into ``categories`` (-1 without outcome).
-    At ``level="patient"`` a patient's bags are concatenated (slides in name order)."""
+    """Load ``dataset``'s bags. Labels are indexes into ``categories`` (-1 without outcome) or,
+    with ``categories`` None, the values of the continuous ``outcome`` column(s), float32
+    [M, K] (`continuous_labels`). At ``level="patient"`` a patient's bags are concatenated
+    (slides in name order)."""
     slides = dataset.slides()
     if not slides:
         raise BagError("the dataset has no slides")
     loaded = load_bags(find_bags(bags, slides))
-    label_of: dict[str, int] = {}
-    if outcome is not None and categories is not None:
+    label_of: dict[str, Any] = {}
+    if outcome is not None and categories is None:
+        label_of = continuous_labels(dataset, as_headers(outcome))
+    elif outcome is not None and categories is not None:
+        header = classification_outcome(outcome)
         index = {c: i for i, c in enumerate(categories)}
-        values = checked_values(dataset.annotations, outcome).map(category_text)
+        values = checked_values(dataset.annotations, header).map(category_text)
         unknown = sorted({v for v in values if v not in index})
         if unknown:
             raise BagError(
-                f"outcome {outcome!r} has categories {unknown} the model does not know "
+                f"outcome {header!r} has categories {unknown} the model does not know "
                 f"(it knows {list(categories)})"
             )
         label_of = {s: index[v] for s, v in values.items()}
@@ -95,7 +144,11 @@ def mil_data(
         locations=[_concat(loaded, groups[n], "locations") for n in names],
         slides=[groups[n] for n in names],
         slide_lengths=[[len(loaded[s]) for s in groups[n]] for n in names],
-        labels=np.array([label_of.get(groups[n][0], -1) for n in names], np.int32),
+        labels=(
+            np.stack([label_of[groups[n][0]] for n in names])
+            if categories is None and label_of
+            else np.array([label_of.get(groups[n][0], -1) for n in names], np.int32)
+        ),
     )
 
 
@@ -178,16 +231,20 @@ def eval_batches(
             yield chunk, {"bags": bags, "mask": mask}
 
 
-def manifest(train: MILData, val: MILData | None, categories: Sequence[str]) -> pd.DataFrame:
-    """``slide_manifest.csv``: slide, dataset (training / validation), outcome_label."""
+def manifest(train: MILData, val: MILData | None, categories: Sequence[str] | None) -> pd.DataFrame:
+    """``slide_manifest.csv``: slide, dataset (training / validation), outcome_label (the class
+    name, or the continuous values joined by '-' as Slideflow joins outcomes)."""
     rows: list[dict[str, Any]] = []
     for split, data in (("training", train), ("validation", val)):
         if data is None:
             continue
         for slides, label in zip(data.slides, data.labels, strict=True):
-            rows.extend(
-                {"slide": s, "dataset": split, "outcome_label": categories[label]} for s in slides
+            text = (
+                "-".join(category_text(float(v)) for v in label)
+                if categories is None
+                else categories[label]
             )
+            rows.extend({"slide": s, "dataset": split, "outcome_label": text} for s in slides)
     return pd.DataFrame(rows, columns=["slide", "dataset", "outcome_label"])
 
 

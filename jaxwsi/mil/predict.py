@@ -1,13 +1,15 @@
-"""Predictions of a MIL model on bags: probabilities, optional MC-dropout uncertainty, attention;
-and the files Slideflow writes for them (``predictions.parquet``, ``attention/{name}_att.npz``,
-``heatmaps/{name}.png``). `eval_mil` and `predict_mil` run them from a trained model folder."""
+"""Predictions of a MIL model on bags: probabilities (raw values for regression), optional
+MC-dropout uncertainty, attention; the validation metrics; and the files Slideflow writes for
+them (``predictions.parquet``, ``attention/{name}_att.npz``, ``heatmaps/{name}.png``).
+`eval_mil` and `predict_mil` run them from a trained model folder."""
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,12 +21,14 @@ from sklearn.metrics import roc_auc_score
 
 from jaxwsi.atomic import write_bytes_atomic
 from jaxwsi.dataset import Dataset
+from jaxwsi.dataset.labels import as_headers
 from jaxwsi.mil.bags import BagsSource
+from jaxwsi.mil.config import MILConfig
 from jaxwsi.mil.data import MILData, eval_batches, mil_data
-from jaxwsi.mil.errors import BagError
+from jaxwsi.mil.errors import BagError, MILConfigError
 from jaxwsi.mil.heatmap import save_heatmap
 from jaxwsi.mil.saved import load_mil_model
-from jaxwsi.mil.steps import mc_predict_fn, predict_fn
+from jaxwsi.mil.steps import make_predict_fns
 from jaxwsi.train.mesh import data_mesh, replicate
 from jaxwsi.train.state import TrainState
 from jaxwsi.train.step import make_eval_step
@@ -33,10 +37,12 @@ log = logging.getLogger(__name__)
 
 
 class Predictor:
-    """Compiled eval (and MC-dropout) steps over a mesh; call with a state and bags."""
+    """Compiled eval (and MC-dropout) steps over a mesh; call with a state and bags. Outputs
+    are softmax probabilities, or the raw values with ``regression``."""
 
-    def __init__(self, mesh: Any) -> None:
+    def __init__(self, mesh: Any, *, regression: bool) -> None:
         self.mesh = mesh
+        predict_fn, mc_predict_fn = make_predict_fns(regression)
         self._eval = make_eval_step(predict_fn, mesh)
         self._mc = make_eval_step(mc_predict_fn, mesh, rng=True)
 
@@ -49,7 +55,7 @@ class Predictor:
         max_bag_size: int | None = None,
         seed: int = 0,
     ) -> tuple[np.ndarray, np.ndarray | None, list[np.ndarray]]:
-        """(probs [M, C], uncertainty [M, C] or None, attention per bag). With ``uq_samples``
+        """(outputs [M, C], uncertainty [M, C] or None, attention per bag). With ``uq_samples``
         the prediction is the mean of that many dropout samples and the uncertainty their
         standard deviation (Slideflow's ``uq``); attention is always the eval-mode one."""
         devices = self.mesh.devices.size
@@ -62,7 +68,7 @@ class Predictor:
         ):
             out = jax.device_get(self._eval(state, batch))
             samples = [
-                jax.device_get(self._mc(state, batch, jax.random.fold_in(base_key, i)))["probs"]
+                jax.device_get(self._mc(state, batch, jax.random.fold_in(base_key, i)))["outputs"]
                 for i in range(uq_samples)
             ]
             for row, i in enumerate(rows):
@@ -72,16 +78,21 @@ class Predictor:
                     stack = np.stack([s[row] for s in samples])
                     probs[i], unc[i] = stack.mean(0), stack.std(0)
                 else:
-                    probs[i] = out["probs"][row]
+                    probs[i] = out["outputs"][row]
         return np.stack(probs), (np.stack(unc) if uq_samples else None), attention
 
 
 def predictions_frame(
     data: MILData, probs: np.ndarray, uncertainty: np.ndarray | None, level: str
 ) -> pd.DataFrame:
-    """Slideflow's columns: ``slide`` / ``patient``, ``y_true``, ``y_pred{i}`` and, with
-    uncertainty, ``uncertainty{i}``."""
-    frame = pd.DataFrame({level: data.names, "y_true": data.labels})
+    """Slideflow's columns: ``slide`` / ``patient``, ``y_true`` (class index) or, for continuous
+    outcomes, ``y_true{i}`` per outcome, ``y_pred{i}`` and, with uncertainty, ``uncertainty{i}``."""
+    frame = pd.DataFrame({level: data.names})
+    if data.labels.ndim == 2:
+        for i in range(data.labels.shape[1]):
+            frame[f"y_true{i}"] = data.labels[:, i]
+    else:
+        frame["y_true"] = data.labels
     for i in range(probs.shape[1]):
         frame[f"y_pred{i}"] = probs[:, i]
     if uncertainty is not None:
@@ -98,6 +109,23 @@ def roc_auc(labels: np.ndarray, probs: np.ndarray) -> float:
         if 0 < np.sum(labels == c) < len(labels)
     ]
     return float(np.mean(aucs)) if aucs else float("nan")
+
+
+def pearson_r(x: np.ndarray, y: np.ndarray) -> float:
+    """Pearson's correlation coefficient (NaN when either side is constant)."""
+    x, y = np.asarray(x, np.float64) - np.mean(x), np.asarray(y, np.float64) - np.mean(y)
+    denominator = np.sqrt(np.sum(x * x) * np.sum(y * y))
+    return float(np.sum(x * y) / denominator) if denominator > 0 else float("nan")
+
+
+def regression_metrics(labels: np.ndarray, outputs: np.ndarray) -> dict[str, float]:
+    """Per outcome i: ``mse{i}`` and ``pearson_r{i}`` of the predictions [M, K] against the
+    targets [M, K]."""
+    metrics = {}
+    for i in range(labels.shape[1]):
+        metrics[f"mse{i}"] = float(np.mean((outputs[:, i] - labels[:, i]) ** 2))
+        metrics[f"pearson_r{i}"] = pearson_r(outputs[:, i], labels[:, i])
+    return metrics
 
 
 def write_predictions(outdir: Path, frame: pd.DataFrame) -> None:
@@ -174,18 +202,19 @@ def _heatmap(
 def predict_with_saved_config(
     model: Any, data: Any, config: dict[str, Any], uq: bool | None
 ) -> tuple[Any, Any, Any]:
-    """(probabilities, uncertainty, attention) of ``model`` on every bag of ``data`` on the local
-    devices, with the uq, bag-size and seed settings of a saved model's ``config`` (``uq``
+    """(outputs, uncertainty, attention) of ``model`` on every bag of ``data`` on the local
+    devices, with the loss, uq, bag-size and seed settings of a saved model's ``config`` (``uq``
     overrides its uq when not None)."""
-    use_uq = config["uq"] if uq is None else uq
+    settings = MILConfig.from_dict(config)
+    use_uq = settings.uq if uq is None else uq
     mesh = data_mesh(jax.local_devices())
     state = replicate(mesh, TrainState.create(model, optax.identity(), 0))
-    return Predictor(mesh)(
+    return Predictor(mesh, regression=settings.is_regression)(
         state,
         data,
-        uq_samples=config["uq_samples"] if use_uq else 0,
-        max_bag_size=config["max_val_bag_size"],
-        seed=config["seed"],
+        uq_samples=settings.uq_samples if use_uq else 0,
+        max_bag_size=settings.max_val_bag_size,
+        seed=settings.seed,
     )
 
 
@@ -194,17 +223,28 @@ def predict_mil(
     dataset: Dataset,
     bags: BagsSource,
     *,
-    outcome: str | None = None,
+    outcome: str | Sequence[str] | None = None,
     uq: bool | None = None,
 ) -> tuple[pd.DataFrame, MILData, list[np.ndarray]]:
     """(predictions frame, the bags, attention per bag) of a trained model on ``dataset``'s
-    bags at the model's aggregation level; ``y_true`` is -1 without ``outcome``."""
+    bags at the model's aggregation level. Without ``outcome`` the truth is unknown: ``y_true``
+    is -1 (classification) or every ``y_true{i}`` NaN (regression, whose ``outcome`` is one
+    column per model output)."""
     model, params = load_mil_model(model_dir)
     config = params["params"]
     level = config["aggregation_level"]
+    regression = MILConfig.from_dict(config).is_regression
+    outputs = params["output_shape"]
+    if regression and outcome is not None and len(as_headers(outcome)) != outputs:
+        raise MILConfigError(
+            f"the regression model in {model_dir} predicts {outputs} outcome(s) "
+            f"{params['outcomes']}, got outcome={outcome!r}"
+        )
     data = mil_data(
         dataset, bags, outcome=outcome, categories=params["outcome_labels"], level=level
     )
+    if regression and outcome is None:
+        data = dataclasses.replace(data, labels=np.full((len(data), outputs), np.nan, np.float32))
     if data.num_features != params["input_shape"]:
         raise BagError(
             f"the bags have {data.num_features} features, the model in {model_dir} takes "
@@ -218,7 +258,7 @@ def predict_mil(
 def eval_mil(
     model_dir: str | os.PathLike[str],
     dataset: Dataset,
-    outcome: str,
+    outcome: str | Sequence[str],
     bags: BagsSource,
     outdir: str | os.PathLike[str],
     *,
@@ -228,7 +268,8 @@ def eval_mil(
     cmap: str = "inferno",
 ) -> pd.DataFrame:
     """Evaluate a trained model on ``dataset``: ``outdir/predictions.parquet``, attention,
-    heatmaps (every model); returns the predictions, with the AUROC logged."""
+    heatmaps (every model); returns the predictions, with the AUROC (regression: mse and
+    Pearson r per outcome) logged."""
     frame, data, attention = predict_mil(model_dir, dataset, bags, outcome=outcome, uq=uq)
     outdir = Path(outdir)
     write_predictions(outdir, frame)
@@ -242,6 +283,10 @@ def eval_mil(
         tile_um=dataset.tile_um,
         cmap=cmap,
     )
-    probs = frame[[c for c in frame.columns if c.startswith("y_pred")]].to_numpy()
-    log.info("AUROC %.4f on %d bags", roc_auc(data.labels, probs), len(data))
+    outputs = frame[[c for c in frame.columns if c.startswith("y_pred")]].to_numpy()
+    if data.labels.ndim == 2:
+        metrics = regression_metrics(data.labels, outputs)
+        log.info("%s on %d bags", ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()), len(data))
+    else:
+        log.info("AUROC %.4f on %d bags", roc_auc(data.labels, outputs), len(data))
     return frame

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from jaxwsi.dataset import Dataset
+from jaxwsi.dataset.labels import as_headers
 from jaxwsi.mil.bags import BagsSource
 from jaxwsi.mil.config import MILConfig
 from jaxwsi.mil.extract import extract_features
@@ -44,7 +46,7 @@ def next_run_dir(parent: Path, label: str) -> Path:
 def project_train_mil(
     project: Any,
     config: MILConfig,
-    outcomes: str,
+    outcomes: str | Sequence[str],
     bags: BagsSource,
     *,
     dataset: Dataset | None = None,
@@ -59,8 +61,9 @@ def project_train_mil(
 ) -> list[pd.DataFrame | None]:
     """One `train_mil` run with ``train_dataset``/``val_dataset``, or one per fold of
     ``dataset.split(outcomes, val_strategy, k_fold=val_k_fold)`` (``k``: the folds to run,
-    1-based) into ``models/mil/{NNNNN}-{label}/fold{i}``. Returns each run's predictions."""
-    label = exp_label or f"{config.model}-{outcomes}"
+    1-based; continuous outcomes of a regression loss are not stratified) into
+    ``models/mil/{NNNNN}-{label}/fold{i}``. Returns each run's predictions."""
+    label = exp_label or f"{config.model}-{'-'.join(as_headers(outcomes))}"
     outdir = next_run_dir(project.models_dir / "mil", label)
     slide_paths = _slide_paths(project)
     common = dict(attention_heatmaps=attention_heatmaps, slide_paths=slide_paths, **options)
@@ -68,7 +71,7 @@ def project_train_mil(
         return [train_mil(config, train_dataset, val_dataset, outcomes, bags, outdir, **common)]
     if dataset is None:
         raise ValueError("pass dataset= (split into folds) or train_dataset= [and val_dataset=]")
-    folds = dataset.split(outcomes, val_strategy, k_fold=val_k_fold)
+    folds = dataset.split(outcomes, val_strategy, k_fold=val_k_fold, use_float=config.is_regression)
     return [
         train_mil(config, train, val, outcomes, bags, outdir / f"fold{i}", **common)
         for i, (train, val) in enumerate(folds, start=1)

@@ -1,5 +1,6 @@
-"""A trained MIL model's folder: ``mil_params.json`` (config, outcome, categories, input and
-output shapes, the bags' `bags_config.json`) and ``model/`` (an orbax checkpoint of the kept
+"""A trained MIL model's folder: ``mil_params.json`` (config with its ``loss``, outcome(s),
+categories (None for a regression model's continuous outcomes), input and output shapes, the
+bags' `bags_config.json`) and ``model/`` (an orbax checkpoint of the kept
 model's parameters and BatchNorm statistics), read back by `load_mil_model`."""
 
 from __future__ import annotations

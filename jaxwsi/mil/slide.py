@@ -3,7 +3,8 @@
 Tiles are read from the slide at the tile size the bags were made with, filtered like tile
 extraction does by default (whitespace/grayspace), embedded by the extractor recorded in the
 bags' ``bags_config.json`` (its weights file must still hash the same), and the bag goes through
-the model: probabilities, per-tile attention and optionally the heatmap over the thumbnail.
+the model: probabilities (a regression model: its raw outputs, one per outcome), per-tile
+attention and optionally the heatmap over the thumbnail.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from jaxwsi.dataset.labels import as_headers
 from jaxwsi.mil.data import MILData
 from jaxwsi.mil.errors import MILConfigError
 from jaxwsi.mil.extractor import (
@@ -31,8 +33,9 @@ from jaxwsi.models import Preprocessing, names
 
 @dataclasses.dataclass
 class SlidePrediction:
-    """``probs`` [C] (with ``categories``), ``uncertainty`` [C] or None, per-tile
-    ``attention`` [N] at ``locations`` [N, 2] (level-0 centres)."""
+    """``probs`` [C] (with ``categories``; for a regression model the predicted values, with
+    the outcome names as ``categories``), ``uncertainty`` [C] or None, per-tile ``attention``
+    [N] at ``locations`` [N, 2] (level-0 centres)."""
 
     probs: np.ndarray
     uncertainty: np.ndarray | None
@@ -112,8 +115,14 @@ def predict_slide(
         None if unc is None else unc[0],
         attention[0],
         locations,
-        list(params["outcome_labels"]),
+        _output_names(params),
     )
+
+
+def _output_names(params: dict[str, Any]) -> list[str]:
+    """The class names, or a regression model's outcome names (its ``outcome_labels`` None)."""
+    labels = params["outcome_labels"]
+    return as_headers(params["outcomes"]) if labels is None else list(labels)
 
 
 def _extractor(

@@ -6,7 +6,8 @@ bags bucketed by length after every epoch. Checkpoints (`jaxwsi.train.Checkpoint
 latest and the best by ``save_monitor``; a run that stops (Ctrl-C, SIGTERM, a crash) resumes
 from ``outdir`` exactly: batches are a pure function of (seed, epoch), dropout of (seed, step).
 At the end the best model is saved to ``outdir/model`` and its validation predictions,
-attention and heatmaps are written.
+attention and heatmaps are written. With a regression ``loss`` the outcomes are continuous
+columns (one model output each) and validation reports mse and Pearson r per outcome.
 """
 
 from __future__ import annotations
@@ -26,27 +27,36 @@ import pandas as pd
 
 from jaxwsi.atomic import write_bytes_atomic
 from jaxwsi.dataset import Dataset
+from jaxwsi.dataset.labels import as_headers
 from jaxwsi.mil.bags import BagsSource, read_bags_config
 from jaxwsi.mil.config import SAVE_MONITORS, MILConfig
 from jaxwsi.mil.data import (
     check_disjoint,
     class_weights,
+    classification_outcome,
     manifest,
     mil_data,
     outcome_labels,
     steps_per_epoch,
     train_batches,
 )
-from jaxwsi.mil.errors import BagError, MILConfigError
+from jaxwsi.mil.errors import BagError
 from jaxwsi.mil.predict import (
     Predictor,
     predictions_frame,
+    regression_metrics,
     roc_auc,
     write_attention,
     write_predictions,
 )
 from jaxwsi.mil.saved import build_model, save_model, write_params
-from jaxwsi.mil.steps import make_loss_fn, weighted_cross_entropy
+from jaxwsi.mil.steps import (
+    check_model_fits_loss,
+    make_loss_fn,
+    make_regression_loss_fn,
+    regression_loss,
+    weighted_cross_entropy,
+)
 from jaxwsi.train import (
     Checkpointer,
     EventLog,
@@ -80,16 +90,24 @@ def train_mil(
     (None: no validation, the last model is kept). Returns the validation predictions (None
     when stopped early by a signal: run again with the same ``outdir`` to resume).
 
+    ``outcomes``: one categorical column (``cross_entropy``) or, with a regression
+    ``config.loss``, one or more continuous columns.
+
     ``bags``: a folder of ``{slide}.npz`` / ``.h5`` bags or a list of files. ``slide_paths``
     (slide → image) puts the attention heatmaps on the slide thumbnails.
     """
-    outcome = _single_outcome(outcomes)
+    if val_dataset is not None and not len(val_dataset):
+        val_dataset = None
+    outcome: str | list[str]
+    categories: list[str] | None = None  # None: continuous outcomes
+    if config.is_regression:
+        outcome = as_headers(outcomes)
+    else:
+        outcome = classification_outcome(outcomes)
+        categories = outcome_labels([train_dataset, val_dataset], outcome)
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     level = config.aggregation_level
-    if val_dataset is not None and not len(val_dataset):
-        val_dataset = None
-    categories = outcome_labels([train_dataset, val_dataset], outcome)
     train = mil_data(train_dataset, bags, outcome=outcome, categories=categories, level=level)
     val = None
     if val_dataset is not None:
@@ -100,21 +118,22 @@ def train_mil(
                 f"validation bags have {val.num_features} features, training bags "
                 f"{train.num_features}"
             )
-    num_classes = len(categories)
+    num_outputs = len(outcome) if categories is None else len(categories)
 
     mesh = data_mesh()
     batch_size = _batch_size(config.batch_size, len(train), mesh.devices.size)
     steps = steps_per_epoch(len(train), batch_size, config.drop_last)
     weights = (
-        class_weights(train.labels, num_classes)
-        if config.weighted_loss
-        else np.full(num_classes, 1.0 / num_classes, np.float32)
+        class_weights(train.labels, num_outputs)
+        if config.weighted_loss and not config.is_regression
+        else np.full(num_outputs, 1.0 / num_outputs, np.float32)
     )
     lr: Any = config.lr
     if config.fit_one_cycle:
         lr = optax.cosine_onecycle_schedule(steps * config.epochs, config.lr)
     tx = make_optimizer("adamw", lr, weight_decay=config.wd)
-    model = build_model(config, train.num_features, num_classes)
+    model = build_model(config, train.num_features, num_outputs)
+    check_model_fits_loss(model, config)
     state = replicate(mesh, TrainState.create(model, tx, config.seed))
     write_params(
         outdir,
@@ -125,7 +144,7 @@ def train_mil(
             "outcome_labels": categories,
             "bags": str(bags) if isinstance(bags, str | os.PathLike) else [str(b) for b in bags],
             "input_shape": train.num_features,
-            "output_shape": num_classes,
+            "output_shape": num_outputs,
             "bags_encoder": read_bags_config(bags),
             "batch_size": batch_size,
             "steps_per_epoch": steps,
@@ -135,8 +154,11 @@ def train_mil(
         outdir / "slide_manifest.csv", manifest(train, val, categories).to_csv(index=False).encode()
     )
 
-    train_step = make_train_step(make_loss_fn(weights), mesh)
-    predictor = Predictor(mesh)
+    loss_fn = (
+        make_regression_loss_fn(config.loss) if config.is_regression else make_loss_fn(weights)
+    )
+    train_step = make_train_step(loss_fn, mesh)
+    predictor = Predictor(mesh, regression=config.is_regression)
     monitor = config.save_monitor if val_dataset is not None else None
     ckpt = Checkpointer(
         outdir / "checkpoints",
@@ -196,12 +218,11 @@ def train_mil(
             row: dict[str, Any] = {"epoch": epoch, "train_loss": loss_sum / max(count, 1)}
             metrics_row = None
             if val is not None:
-                probs, _, _ = predictor(
+                outputs, _, _ = predictor(
                     state, val, max_bag_size=config.max_val_bag_size, seed=config.seed
                 )
-                row["valid_loss"] = weighted_cross_entropy(probs, val.labels, weights)
-                row["roc_auc"] = roc_auc(val.labels, probs)
-                metrics_row = {k: row[k] for k in ("valid_loss", "roc_auc")}
+                metrics_row = _validation_metrics(config, outputs, val.labels, weights)
+                row.update(metrics_row)
             row["seconds"] = time.perf_counter() - started  # training + validation
             history.append(row)
             events.scalars(
@@ -255,12 +276,18 @@ def train_mil(
     return frame
 
 
-def _single_outcome(outcomes: str | Sequence[str]) -> str:
-    if isinstance(outcomes, str):
-        return outcomes
-    if len(outcomes) != 1:
-        raise MILConfigError(f"MIL trains one categorical outcome, got {list(outcomes)}")
-    return outcomes[0]
+def _validation_metrics(
+    config: MILConfig, outputs: np.ndarray, labels: np.ndarray, weights: np.ndarray
+) -> dict[str, float]:
+    """``valid_loss`` (the training loss on the validation bags) and ``roc_auc``, or for a
+    regression loss ``mse{i}`` and ``pearson_r{i}`` per outcome."""
+    if config.is_regression:
+        loss = float(regression_loss(config.loss, outputs, labels))
+        return {"valid_loss": loss, **regression_metrics(labels, outputs)}
+    return {
+        "valid_loss": weighted_cross_entropy(outputs, labels, weights),
+        "roc_auc": roc_auc(labels, outputs),
+    }
 
 
 def _batch_size(requested: int, num_bags: int, devices: int) -> int:

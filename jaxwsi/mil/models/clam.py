@@ -43,6 +43,8 @@ class GatedAttention(nnx.Module):
 class CLAM(nnx.Module):
     """CLAM single-branch (``multi_branch=False``) or multi-branch; see the module docstring."""
 
+    classification_only = True  # the instance loss needs class labels (`jaxwsi.mil.steps`)
+
     def __init__(
         self,
         num_features: int,
@@ -132,6 +134,8 @@ class CLAM(nnx.Module):
 class MILFC(nnx.Module):
     """CLAM's ``MIL_fc`` / ``MIL_fc_mc``: tile logits; the bag is its top tile (by the positive
     class's probability for two classes, by the highest probability of any class otherwise)."""
+
+    classification_only = True  # the top tile is picked by class probability
 
     def __init__(
         self, num_features: int, num_classes: int, *, rngs: nnx.Rngs, dropout: float = 0.0
